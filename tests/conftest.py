@@ -1,0 +1,24 @@
+"""Shared fixtures: tiny random models of every supported family (CPU, offline, seeded)."""
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+from mwork.tiny import FAMILIES, tiny_model  # noqa: E402
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def model64(family):
+    """A float64 tiny model of each family (exactness tests)."""
+    return tiny_model(family, seed=0, dtype=torch.float64)

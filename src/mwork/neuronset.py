@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from mwork.adapters import COMPONENTS
 from mwork.errors import MworkError
@@ -102,11 +101,31 @@ def save_neuron_set(ns: NeuronSet, path: str | Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=dict(sorted(meta.items())))
+        with open(tmp, "wb") as f:
+            f.write(_serialize(tensors, meta))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_DTYPES = {torch.int64: "I64", torch.int32: "I32", torch.bool: "BOOL", torch.float32: "F32"}
+
+
+def _serialize(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> bytes:
+    """Byte-deterministic safetensors serialisation (the safetensors library orders the header
+    through a hash map, so two identical saves can differ in bytes). Keys are written sorted."""
+    header: dict[str, object] = {"__metadata__": dict(sorted(meta.items()))}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].contiguous().cpu()
+        raw = t.numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    head = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
+    head += b" " * (-len(head) % 8)  # the format aligns the data section to 8 bytes
+    return len(head).to_bytes(8, "little") + head + b"".join(blobs)
 
 
 def load_neuron_set(path: str | Path, expect_fingerprint: str | None = None) -> NeuronSet:
@@ -178,3 +197,75 @@ def intersection(sets: list[NeuronSet]) -> dict[str, torch.Tensor]:
         for c in out:
             out[c] &= s.selected[c]
     return out
+
+
+def derive_variant(ns: NeuronSet, others: list[NeuronSet], all_overlap: bool, variant: str | None = None) -> NeuronSet:
+    """App. E variants of `ns` (paper.md §5.4).
+
+    all_overlap=False: N_L minus the union of `others` (e.g. minus English: others = [N_en]).
+    all_overlap=True:  N_L minus (N_L ∩ every other set), the released MGSM script's set.
+    """
+    for o in others:
+        if o.units != ns.units or o.meta.get("model_fingerprint") != ns.meta.get("model_fingerprint"):
+            raise MworkError(
+                f"neuron file of {o.meta.get('language')} comes from another model than {ns.meta.get('language')}'s",
+                "use neuron files detected on the same model",
+            )
+    if all_overlap:
+        remove = intersection([ns, *others])
+        name = variant or "minus-shared"
+    else:
+        remove = {c: torch.zeros_like(t) for c, t in ns.selected.items()}
+        for o in others:
+            for c in remove:
+                remove[c] |= o.selected[c]
+        name = variant or "minus-" + "-".join(o.meta.get("language", "x") for o in others)
+    return subtract(ns, remove, name)
+
+
+def summary_table(ns: NeuronSet):
+    """pandas DataFrame: layer, component, selected, units, share (of that layer's units)."""
+    import pandas as pd
+
+    rows = [
+        {"layer": i, "component": c, "selected": int(ns.selected[c][i].sum()), "units": n,
+         "share": float(ns.selected[c][i].sum()) / n}
+        for i in range(ns.n_layers) for c, n in ns.units.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def format_summary(ns: NeuronSet, table) -> str:
+    """Human-readable summary: header, per-layer counts (components as columns), totals."""
+    wide = table.pivot(index="layer", columns="component", values="selected")[list(ns.units)]
+    m = ns.meta
+    head = (f"{m.get('model')} · {m.get('language')} · {m.get('n_docs')} documents · "
+            f"importance={m.get('importance')} · min_fraction={m.get('min_fraction')} · variant={m.get('variant')}")
+    totals = ", ".join(f"{c} {ns.count(c)}/{ns.n_layers * n} ({100 * ns.count(c) / (ns.n_layers * n):.3f}%)"
+                       for c, n in ns.units.items())
+    share = 100 * ns.count() / ns.total_units()
+    return f"{head}\n{wide.to_string()}\ntotal: {ns.count()} of {ns.total_units()} neurons ({share:.4f}%): {totals}"
+
+
+def write_csv(table, path: str | Path) -> None:
+    """Write a DataFrame as CSV atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def summarize_files(paths: list[str], out: str | Path) -> None:
+    """Tidy CSV over neuron files: model, lang, variant, layer, component, selected, units, share."""
+    import pandas as pd
+
+    frames = []
+    for p in paths:
+        ns = load_neuron_set(p)
+        t = summary_table(ns)
+        t.insert(0, "variant", ns.meta.get("variant", "all"))
+        t.insert(0, "lang", ns.meta.get("language"))
+        t.insert(0, "model", ns.meta.get("model"))
+        frames.append(t)
+    write_csv(pd.concat(frames, ignore_index=True), out)

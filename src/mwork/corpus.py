@@ -1,0 +1,177 @@
+"""Detection corpora: download (HF streaming) or read local JSONL/Parquet, then sample by seed.
+
+A corpus file is JSONL with one document per line and a `text` field. The download step writes a
+deduplicated, length-capped *pool* of documents per language; `mwork detect` samples `n_docs` of
+them with the run's seed (the released code: `random.seed(112); random.sample(lines, n)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mwork.errors import MworkError
+
+
+@dataclass(frozen=True)
+class CorpusSource:
+    """Where one language's documents come from (one of `path` or `dataset`).
+
+    Attributes:
+        path: local .jsonl/.json/.parquet file with a text field.
+        dataset: HF dataset id (streamed), e.g. HuggingFaceFW/fineweb-2.
+        config: dataset config name, e.g. deu_Latn.
+        split: dataset split.
+        text_field: name of the text column.
+    """
+
+    path: str | None = None
+    dataset: str | None = None
+    config: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+
+
+def iter_local(path: str | Path, text_field: str = "text") -> Iterator[str]:
+    """Documents of a local JSONL/JSON-lines or Parquet file, validated line by line."""
+    path = Path(path)
+    if not path.is_file():
+        raise MworkError(f"corpus file {path} does not exist", "check the path in config (corpus.sources)")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        if text_field not in table.column_names:
+            raise MworkError(f"corpus {path} has no '{text_field}' column (columns: {table.column_names})",
+                             "set text_field in config or rename the column")
+        yield from (t for t in table.column(text_field).to_pylist() if t)
+        return
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise MworkError(f"corpus {path} line {n} is not valid JSON ({exc.msg})",
+                                 "write one JSON object per line") from None
+            if not isinstance(row, dict) or text_field not in row:
+                raise MworkError(f"corpus {path} line {n} has no '{text_field}' field",
+                                 f"each line must be a JSON object with a '{text_field}' string")
+            if not isinstance(row[text_field], str):
+                raise MworkError(f"corpus {path} line {n}: '{text_field}' is not a string", "fix the corpus")
+            yield row[text_field]
+
+
+def read_corpus(path: str | Path) -> list[str]:
+    """All documents of a corpus file; a one-line error if it is empty or malformed."""
+    docs = [t for t in iter_local(path) if t.strip()]
+    if not docs:
+        raise MworkError(f"corpus {path} is empty", "download or generate documents for this language first")
+    return docs
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (recorded in neuron files for provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sample_documents(docs: list[str], n_docs: int | None, seed: int) -> list[str]:
+    """`n_docs` documents drawn without replacement by `seed`, in corpus order (all if None/too few)."""
+    if n_docs is None or n_docs >= len(docs):
+        return list(docs)
+    keep = sorted(random.Random(seed).sample(range(len(docs)), n_docs))
+    return [docs[i] for i in keep]
+
+
+def shard_documents(docs: list[str], shard: int, n_shards: int) -> list[str]:
+    """Shard `shard` of `n_shards` (round robin), so shards' document counts differ by at most one."""
+    if not 0 <= shard < n_shards:
+        raise MworkError(f"shard {shard} is outside 0..{n_shards - 1}", "use --shard I/N with 0 <= I < N")
+    return docs[shard::n_shards]
+
+
+def iter_hf(source: CorpusSource) -> Iterator[str]:
+    """Stream documents from the HF hub (needs network; offline it fails with a clear message)."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(source.dataset, source.config, split=source.split, streaming=True)
+    except Exception as exc:  # hub/network errors come in many types
+        raise MworkError(
+            f"cannot stream {source.dataset} ({source.config}): {type(exc).__name__}: {str(exc).splitlines()[0]}",
+            "check network/HF_HUB_OFFLINE, or point corpus.sources.<lang>.path at a local file",
+        ) from None
+    for row in ds:
+        text = row.get(source.text_field)
+        if isinstance(text, str):
+            yield text
+
+
+def build_pool(
+    docs: Iterable[str], pool_size: int, min_chars: int, max_chars: int
+) -> list[str]:
+    """First `pool_size` documents that pass the length caps, exact duplicates dropped.
+
+    Documents longer than `max_chars` are cut at the last whitespace before the cap.
+    """
+    seen: set[str] = set()
+    pool: list[str] = []
+    for text in docs:
+        text = text.strip()
+        if len(text) < min_chars:
+            continue
+        if len(text) > max_chars:
+            cut = text.rfind(" ", 0, max_chars)
+            text = text[: cut if cut > min_chars else max_chars]
+        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        pool.append(text)
+        if len(pool) >= pool_size:
+            break
+    return pool
+
+
+def write_jsonl(rows: Iterable[dict], path: str | Path) -> None:
+    """Write JSON lines atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def prepare_corpus(
+    source: CorpusSource, out: str | Path, pool_size: int, min_chars: int = 200, max_chars: int = 20000
+) -> int:
+    """Download (or read) one language's documents into a deduplicated JSONL pool; returns its size."""
+    if source.path:
+        docs = iter_local(source.path, source.text_field)
+    elif source.dataset:
+        docs = iter_hf(source)
+    else:
+        raise MworkError("corpus source has neither 'path' nor 'dataset'", "set one of them in config")
+    pool = build_pool(docs, pool_size, min_chars, max_chars)
+    if not pool:
+        raise MworkError(f"no document of {source.path or source.dataset} passes min_chars={min_chars}",
+                         "lower corpus.min_chars or use another source")
+    write_jsonl(({"text": t} for t in pool), out)
+    return len(pool)

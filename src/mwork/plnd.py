@@ -110,7 +110,7 @@ def qk_importance(
     geo: AttnGeometry,
     token_mask: torch.Tensor,
     mode: str = "paper",
-    chunk_elems: int = 1 << 24,
+    chunk_elems: int = 1 << 20,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 8 for every Q and K dim of one layer, chunked over query rows.
 
@@ -195,7 +195,7 @@ class PLNDProbe:
         adapter: ModelAdapter,
         components: tuple[str, ...],
         importance: str = "paper",
-        chunk_elems: int = 1 << 24,
+        chunk_elems: int = 1 << 20,
     ) -> None:
         if importance not in IMPORTANCE_MODES:
             raise MworkError(f"unknown importance '{importance}'", f"use one of {', '.join(IMPORTANCE_MODES)}")
@@ -253,11 +253,15 @@ class PLNDProbe:
 
     def _ffn_hook(self, i: int):
         def hook(module: torch.nn.Module, args: tuple) -> None:
+            if self._token_mask is None:  # a forward outside run(): hooks stay inert
+                return
             self._put("ffn", i, ffn_importance(self._dt(args[0]), self._w_down_norm[i], self._token_mask))
         return hook
 
     def _ffn_released_hook(self, i: int):
         def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+            if self._token_mask is None:
+                return
             u = self._dt(output).abs().masked_fill(self._token_mask[..., None] == 0, 0.0)
             self._put("ffn", i, u.sum(dim=1))
         return hook
@@ -266,6 +270,8 @@ class PLNDProbe:
         a = self.adapter
 
         def hook(module: torch.nn.Module, args: tuple) -> None:
+            if self._token_mask is None:
+                return
             o = self._dt(args[0])
             if self.mode == "paper":
                 imp = v_importance(o, self._w_o_gram[i], self._token_mask, a.n_kv_heads)
@@ -280,6 +286,8 @@ class PLNDProbe:
         a = self.adapter
 
         def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+            if self._token_mask is None:
+                return
             hidden = args[0] if args else kwargs["hidden_states"]
             q_pre, k_pre = a.project_qk(i, hidden)
             geo = a.geometry(i, kwargs, self._token_mask)
@@ -302,7 +310,10 @@ class PLNDProbe:
         a = self.adapter
         self._token_mask = attention_mask.to(torch.float64 if self._is_f64() else torch.float32)
         self._scores = {c: [None] * a.n_layers for c in self.components}
-        a.model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        try:
+            a.model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        finally:
+            self._token_mask = None
         missing = [c for c, v in self._scores.items() if any(x is None for x in v)]
         if missing:
             raise RuntimeError(f"PLND hooks did not fire for {missing}; the adapter does not match the model")

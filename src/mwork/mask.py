@@ -1,0 +1,223 @@
+"""Restorable neuron deactivation with forward hooks (paper §2.3 "set all parameters to zero").
+
+`mask_neurons(adapter, selection)` zeroes the chosen units for the duration of a `with` block and
+never touches the weights:
+
+    ffn     pre-hook on W_down zeroes h_ffn[..., k]. Since h_ffn[k] = act(W_gate x)_k * (W_up x)_k
+            (biases included), this equals zeroing W_up/W_gate row k (+ bias) and W_down column k.
+    attn_*  forward hook on the q/k/v projection zeroes output column `site.index[u]`, which
+            equals zeroing that weight row and its bias (pre-RoPE; RoPE maps 0 to 0).
+
+k/v units live in kv space (n_kv * head_dim), so GQA is exact without any mapping: unit
+(g, j) of W_K is shared by the query heads g*group .. (g+1)*group - 1. Neuron files written by the
+released code store k/v in query space; `kv_selection_from_q_space` converts them either exactly,
+`(h // group) * head_dim + j`, or like the released code (`index // group`, config switch
+`kv_mapping: released-code`), which lands in the right kv head but the wrong dim inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from mwork.adapters import COMPONENTS, ModelAdapter
+from mwork.errors import MworkError
+
+KV_MAPPINGS: tuple[str, ...] = ("exact", "released-code")
+
+
+def exact_kv_index(q_index: torch.Tensor, n_heads: int, n_kv: int, head_dim: int) -> torch.Tensor:
+    """kv-space unit of a query-space index under `repeat_kv`: `(h // group) * head_dim + j`.
+
+    Args:
+        q_index: [n] int64 indices in [0, n_heads * head_dim), h = index // head_dim, j = index % head_dim.
+
+    Returns:
+        [n] int64 indices in [0, n_kv * head_dim).
+    """
+    _check_gqa(q_index, n_heads, n_kv, head_dim)
+    group = n_heads // n_kv
+    return (q_index // head_dim // group) * head_dim + q_index % head_dim
+
+
+def released_code_kv_index(
+    q_index: torch.Tensor, n_heads: int, n_kv: int, head_dim: int, divisor: int | None = None
+) -> torch.Tensor:
+    """The released code's k/v row for a query-space index: `index // group` (paper digest §4.6).
+
+    Lands in kv head h // group, but at dim (h % group) * head_dim / group + j // group instead of
+    j. The code hard-codes 4 (Mistral, also in the Llama SDPA path, wrong for MHA Vicuna) and 2
+    (Gemma-2); pass `divisor` to reproduce a hard-coded value, default `n_heads // n_kv`.
+
+    Args:
+        q_index: [n] int64 indices in [0, n_heads * head_dim).
+
+    Returns:
+        [n] int64 indices in [0, n_kv * head_dim) (may collide: several q indices -> one row).
+    """
+    _check_gqa(q_index, n_heads, n_kv, head_dim)
+    return q_index // (divisor or n_heads // n_kv)
+
+
+def kv_selection_from_q_space(
+    q_space: torch.Tensor, n_heads: int, n_kv: int, head_dim: int, mapping: str = "exact"
+) -> torch.Tensor:
+    """Map a k or v selection stored in query space to kv space.
+
+    Args:
+        q_space: [n_layers, n_heads * head_dim] bool.
+        mapping: "exact" or "released-code" (see module docstring).
+
+    Returns:
+        [n_layers, n_kv * head_dim] bool.
+    """
+    if mapping not in KV_MAPPINGS:
+        raise MworkError(f"unknown kv_mapping '{mapping}'", f"use one of: {', '.join(KV_MAPPINGS)}")
+    if q_space.dim() != 2 or q_space.shape[1] != n_heads * head_dim:
+        raise MworkError(
+            f"query-space k/v selection has shape {tuple(q_space.shape)}",
+            f"expected [n_layers, {n_heads * head_dim}]",
+        )
+    fn = exact_kv_index if mapping == "exact" else released_code_kv_index
+    out = torch.zeros(q_space.shape[0], n_kv * head_dim, dtype=torch.bool)
+    for layer in range(q_space.shape[0]):
+        idx = torch.nonzero(q_space[layer]).flatten()
+        out[layer, fn(idx, n_heads, n_kv, head_dim)] = True
+    return out
+
+
+def _check_gqa(q_index: torch.Tensor, n_heads: int, n_kv: int, head_dim: int) -> None:
+    if n_kv <= 0 or n_heads % n_kv:
+        raise MworkError(f"n_heads={n_heads} is not a multiple of n_kv={n_kv}", "check the model config")
+    if q_index.numel() and (int(q_index.min()) < 0 or int(q_index.max()) >= n_heads * head_dim):
+        raise MworkError("query-space index out of range", f"indices must lie in [0, {n_heads * head_dim})")
+
+
+def _check_selection(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) -> None:
+    for comp, sel in selection.items():
+        if comp not in COMPONENTS:
+            raise MworkError(f"unknown component '{comp}' in mask selection", f"use {', '.join(COMPONENTS)}")
+        want = (adapter.n_layers, adapter.n_units(comp))
+        if tuple(sel.shape) != want or sel.dtype != torch.bool:
+            raise MworkError(
+                f"mask selection for {comp} is {sel.dtype} {tuple(sel.shape)}, expected bool {list(want)}",
+                "build it for this model (neuron file of the same model; k/v in kv space)",
+            )
+
+
+def _pre_hook(mask: torch.Tensor) -> Any:
+    """Pre-hook multiplying W_down's input h_ffn [b, l, d_ffn] by `mask` [d_ffn] in place.
+
+    h_ffn is a temporary that only W_down reads in every supported family (act(gate) * up, or
+    gelu(up) for BLOOM), and the ops producing it do not save their output for backward, so the
+    in-place multiply is exact and autograd-safe; a leaf input is multiplied out of place.
+    """
+
+    def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
+        x = args[0]
+        if x.is_leaf and x.requires_grad:
+            return (x * mask, *args[1:])
+        x.mul_(mask)
+        return None
+
+    return hook
+
+
+def _output_hook(mask: torch.Tensor) -> Any:
+    """Forward hook multiplying a projection output [b, l, d_out] by `mask` [d_out] in place.
+
+    In place is safe: the output of a Linear is a fresh tensor that its backward does not need.
+    Measured on CPU (d=256, Linear 17.7 us): hook dispatch 1.6 us; in-place mul adds 1.6 us,
+    out-of-place mul 2.6 us, index_fill_ 3.0 us, so every hook multiplies in place.
+    """
+
+    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        return output.mul_(mask)
+
+    return hook
+
+
+def _site(adapter: ModelAdapter, layer: int, comp: str) -> tuple[nn.Module, torch.Tensor, bool]:
+    """(module, unit -> position index [n_units], is_input_side) of one layer/component."""
+    try:
+        if comp == "ffn":
+            module, index, pre = adapter.down_proj(layer), torch.arange(adapter.d_ffn), True
+        else:
+            site = adapter.output_site(layer, comp)
+            module, index, pre = site.module, site.index, False
+    except (AttributeError, IndexError, KeyError, TypeError) as exc:
+        raise MworkError(
+            f"cannot find {comp} of layer {layer} in the {adapter.family} model ({exc})",
+            "use a supported architecture with the layer count of the neuron file",
+        ) from None
+    weight = getattr(module, "weight", None)
+    if weight is None or weight.dim() != 2:
+        raise MworkError(f"{comp} module of layer {layer} has no 2-D weight", "unsupported model layout")
+    width = weight.shape[1] if pre else weight.shape[0]
+    if index.numel() != adapter.n_units(comp) or (index.numel() and int(index.max()) >= width):
+        raise MworkError(
+            f"{comp} units of layer {layer} do not fit the module ({width} {'inputs' if pre else 'outputs'})",
+            "unsupported model layout",
+        )
+    return module, index, pre
+
+
+@contextmanager
+def mask_neurons(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) -> Iterator[int]:
+    """Deactivate the selected neurons inside the block; weights are never modified.
+
+    All hooks are resolved and validated before any is registered; they are removed on exit even
+    when the block raises. One hook per hooked module (BLOOM's fused QKV gets a single hook for
+    q, k and v); its 0/1 mask vector is built once on the module's device and dtype. Layers and
+    components with nothing selected get no hook. Masks nest.
+
+    Args:
+        adapter: the model's adapter.
+        selection: component -> [n_layers, n_units] bool (True = deactivate); k/v in kv space.
+            Missing components are left intact.
+
+    Yields:
+        The number of deactivated neurons.
+    """
+    _check_selection(adapter, selection)
+    plan: dict[int, tuple[nn.Module, torch.Tensor, bool]] = {}
+    for comp in COMPONENTS:
+        if comp not in selection:
+            continue
+        sel = selection[comp].cpu()
+        for layer in range(adapter.n_layers):
+            units = torch.nonzero(sel[layer]).flatten()
+            if not units.numel():
+                continue
+            module, index, pre = _site(adapter, layer, comp)
+            if id(module) not in plan:
+                w = module.weight
+                plan[id(module)] = (module, torch.ones(w.shape[1] if pre else w.shape[0], dtype=w.dtype), pre)
+            plan[id(module)][1][index[units]] = 0
+    handles = []
+    try:
+        for module, mask, pre in plan.values():
+            mask = mask.to(module.weight.device)
+            if pre:
+                handles.append(module.register_forward_pre_hook(_pre_hook(mask)))
+            else:
+                handles.append(module.register_forward_hook(_output_hook(mask)))
+        yield int(sum(int(s.sum()) for s in selection.values()))
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def selection_counts(selection: Mapping[str, torch.Tensor]) -> dict[str, list[int]]:
+    """Per-component, per-layer counts of a selection (for logs and provenance)."""
+    return {c: [int(x) for x in s.sum(dim=1)] for c, s in selection.items()}
+
+
+__all__ = [
+    "KV_MAPPINGS", "exact_kv_index", "kv_selection_from_q_space", "mask_neurons",
+    "released_code_kv_index", "selection_counts",
+]

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Developer entry point: each command sets up its own virtualenv (.venv) on first use.
+#   bash run.sh test     install + run the test suite
+#   bash run.sh demo     install + run the embedded demo end to end (offline, 2 CPU cores)
+#   bash run.sh setup    only create/refresh .venv
+# Needs only Python >= 3.11 with venv (Debian/Ubuntu: apt-get install python3-venv).
+set -euo pipefail
+cd "$(dirname "$0")"
+PY="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"   # pinned: an unpinned torch pulls GBs of CUDA wheels
+
+setup() {
+  local stamp="$VENV/.mwork-installed"
+  if [[ -f "$stamp" && "$stamp" -nt pyproject.toml ]]; then return; fi
+  "$PY" -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+  [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  touch "$stamp"
+}
+
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}" HF_DATASETS_OFFLINE="${HF_DATASETS_OFFLINE:-1}"
+export TOKENIZERS_PARALLELISM=false
+case "${1:-}" in
+  setup) setup ;;
+  test)
+    setup
+    shift
+    "$VENV/bin/python" -m pytest -q "$@"
+    ;;
+  demo)
+    setup
+    shift
+    "$VENV/bin/python" -m snakemake --configfile demo/config.yaml --cores 2 "$@"
+    "$VENV/bin/python" -m mwork.demo.report_paths 2>/dev/null || echo "demo results are under results/"
+    ;;
+  *) echo "usage: bash run.sh {test|demo|setup} [extra args]" >&2; exit 2 ;;
+esac

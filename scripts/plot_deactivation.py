@@ -1,0 +1,12 @@
+"""Snakemake adapter: paper Tables 2-5 as bars (ΔEng, Δn-Eng, Δ with CIs per condition)."""
+
+from typing import TYPE_CHECKING
+
+from mwork.figures import plot_deactivation_figure
+from mwork.runlog import setup_rule_logging
+
+if TYPE_CHECKING:
+    from snakemake.script import snakemake
+
+setup_rule_logging(snakemake.log[0], figure="deactivation", summary=snakemake.input.summary)
+plot_deactivation_figure(snakemake.input.summary, snakemake.output.pdf)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mwork.cli import main
-from mwork.detect import DetectSettings, detect_neurons
+from mwork.detect import DetectSettings
 from mwork.errors import MworkError
 from mwork.neuronset import NeuronSet, load_neuron_set, save_neuron_set
 from mwork.tiny import save_tiny_model_dir

@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import tempfile
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mwork.atomic import atomic_write_text
 from mwork.errors import MworkError
 from mwork.tasks import TaskSpec, render_task_yaml, write_task_dir
 
@@ -97,18 +97,7 @@ def _aggregates(task_result: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_json_atomic(data: Any, path: str | Path) -> None:
     """Write `data` as indented UTF-8 JSON via a temporary file and an atomic rename."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=1, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False) + "\n")
 
 
 def evaluate_tasks(

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import torch
 from safetensors import safe_open
 
 from mwork.adapters import COMPONENTS
+from mwork.atomic import atomic_write_bytes, atomic_write_text
 from mwork.errors import MworkError
 
 FORMAT = "mwork-neurons/1"
@@ -96,17 +95,7 @@ def save_neuron_set(ns: NeuronSet, path: str | Path) -> None:
             tensors[f"layers.{i}.{c}"] = ns.indices(i, c).to(torch.int64).contiguous()
             tensors[f"layers.{i}.{c}.doc_counts"] = ns.doc_counts[c][i].to(torch.int32).contiguous()
     meta = {"format": FORMAT, **{k: str(v) for k, v in ns.meta.items()}}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(_serialize(tensors, meta))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, _serialize(tensors, meta))
 
 
 _DTYPES = {torch.int64: "I64", torch.int32: "I32", torch.bool: "BOOL", torch.float32: "F32"}
@@ -249,11 +238,7 @@ def format_summary(ns: NeuronSet, table) -> str:
 
 def write_csv(table, path: str | Path) -> None:
     """Write a DataFrame as CSV atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write_text(path, table.to_csv(index=False))
 
 
 def summarize_files(paths: list[str], out: str | Path) -> None:

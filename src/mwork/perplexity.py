@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from mwork.atomic import atomic_write_text
 from mwork.conditions import condition_selection
 from mwork.corpus import read_corpus
 from mwork.mask import mask_neurons
@@ -98,6 +99,4 @@ def write_ppl_tables(long: pd.DataFrame, csv: str | Path, md: str | Path) -> Non
     summary = ppl_summary(long)
     text = ("Δ log-perplexity on held-out text when language L's neurons (LS) or as many random neurons "
             "are deactivated (all layers).\n\n" + summary.to_markdown(index=False, floatfmt=".3f") + "\n")
-    tmp = Path(md).with_name(f".{Path(md).name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(md)
+    atomic_write_text(md, text)

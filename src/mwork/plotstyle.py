@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import matplotlib as mpl
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mwork.atomic import atomic_path
 from mwork.errors import MworkError
 
 __all__ = ["COLUMN_WIDTH", "DEACTIVATION_COLUMNS", "HEATMAP_CMAP", "OKABE_ITO", "PAGE_WIDTH", "RC",
@@ -61,16 +60,8 @@ def save_figure(fig: Figure, stem: str | Path, dpi: int = 300) -> list[Path]:
     out = []
     for ext in ("pdf", "png"):
         path = stem.parent / f"{stem.name}.{ext}"
-        fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{path.name}.", suffix=f".{ext}")
-        os.close(fd)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are shared (report, other users)
-        try:
-            with mpl.rc_context(RC):
-                fig.savefig(tmp, format=ext, dpi=dpi)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path) as tmp, mpl.rc_context(RC):
+            fig.savefig(tmp, format=ext, dpi=dpi)
         out.append(path)
     return out
 

@@ -8,12 +8,12 @@ condition), one column per target language, cells `En-D/L-D (ΔEn/ΔL)`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from mwork.atomic import atomic_write_text
 
 LANG_ORDER: tuple[str, ...] = ("en", "de", "fr", "zh", "es", "ru", "vi", "th", "ar", "sw")
 
@@ -21,20 +21,6 @@ LANG_ORDER: tuple[str, ...] = ("en", "de", "fr", "zh", "es", "ru", "vi", "th", "
 def lang_sort_key(lang: str) -> tuple[int, str]:
     """Paper order (en, de, fr, zh, es, ru, ...) first, then alphabetical."""
     return (LANG_ORDER.index(lang), "") if lang in LANG_ORDER else (len(LANG_ORDER), lang)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def to_markdown(df: pd.DataFrame, decimals: int = 1) -> str:

@@ -7,7 +7,16 @@
 #   results/{model}/neurons/{lang}.safetensors                      language-specific neurons (all)
 #   results/{model}/neurons/{lang}.{variant}.safetensors            App. E variants: minus-en, minus-shared
 #   results/{model}/neurons/summary.csv                             counts per lang/variant/layer/component
-#   results/demo/...                                                embedded demo world + model
+#   results/{model}/eval/none/none/{task}/{eval_lang}.json          baseline scores (Table 11)
+#   results/{model}/eval/{condition}/{mask_lang}/{task}/{eval_lang}.json
+#       scores with {mask_lang}'s neurons deactivated; eval_lang is en or mask_lang (one job writes
+#       both); {condition} = run label, e.g. D_U, R_all-s0, D_U-n1_6, Dbar_S_attn.minus-en
+#   results/{model}/tables/scores.csv                               tidy per-item scores
+#   results/{model}/tables/{table}.csv|.md                          Tables 1-5, 11-17 (mwork.collect)
+#   results/{model}/ppl/deactivation.csv|.md                        held-out perplexity, N_L vs random masked
+#   results/{model}/lens/{lens_variant}.csv                         layer-wise language lens (Figs. 1, 7)
+#   results/figures/{name}.pdf|.png                                 paper figures (PNG also in the report)
+#   results/demo/world/..., results/demo/model/                     embedded demo world + trained model
 #   logs/{rule}/{model}/{lang}....log     benchmarks/{rule}/{model}/{lang}....tsv
 
 from snakemake.utils import min_version
@@ -18,18 +27,35 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
-# include: "rules/demo.smk"  (enabled once the demo rules land)
+if "demo" in config:  # the embedded demo builds its own world and model (demo/config.yaml)
+
+    include: "rules/demo.smk"
+
+
 include: "rules/corpus.smk"
 include: "rules/detect.smk"
+include: "rules/perplexity.smk"
+include: "rules/evaluate.smk"
+include: "rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
         get_final_targets(),
+        get_ppl_targets(),
+        get_figure_targets(),
 
 
 rule neurons_only:
     input:
         get_neuron_targets(),
+
+
+rule eval_only:
+    input:
+        get_table_targets(),

@@ -153,7 +153,7 @@ rule plot_overlap:
 
 rule plot_deactivation:
     input:
-        summary="results/tables/deactivation_summary.csv",
+        summaries=get_deactivation_summaries,
     output:
         pdf="results/figures/deactivation_summary.pdf",
         png=report(

@@ -55,6 +55,11 @@ def get_overlap_neurons(wildcards):
     )
 
 
+def get_deactivation_summaries(wildcards):
+    """Per-model Tables 2-5 summaries written by the evaluation stage (rules/evaluate.smk)."""
+    return expand("results/{model}/tables/tables2_5_summary.csv", model=MODELS)
+
+
 def get_figure_targets():
     """Every figure the config asks for (add to get_final_targets())."""
     out = []
@@ -67,6 +72,6 @@ def get_figure_targets():
         "results/figures/{name}.pdf", name=["fig3_neuron_counts", "neuron_share"]
     )
     out += expand("results/figures/{name}.pdf", name=list(FIGURES["overlap"]))
-    if FIGURES["deactivation"]:
+    if FIGURES["deactivation"] and get_table_targets():
         out.append("results/figures/deactivation_summary.pdf")
     return out

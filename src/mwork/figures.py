@@ -92,9 +92,9 @@ def plot_overlap_figure(
     plots.save_figure(plots.fig_overlap(frame), out_pdf)
 
 
-def plot_deactivation_figure(summary_csv: str | Path, out_pdf: str | Path) -> None:
-    """Tables 2-5 as bars from the deactivation summary CSV (`mwork.tables.summary_table`)."""
-    summary = _read_csvs([summary_csv], "deactivation summary")
+def plot_deactivation_figure(summary_csvs: Sequence[str | Path], out_pdf: str | Path) -> None:
+    """Tables 2-5 as bars from the per-model summary CSVs (`mwork.tables.summary_table`)."""
+    summary = _read_csvs(list(summary_csvs), "deactivation summary")
     log.info("deactivation: %d rows -> %s", len(summary), out_pdf)
     plots.save_figure(plots.fig_deactivation(summary), out_pdf)
 

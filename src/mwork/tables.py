@@ -227,7 +227,7 @@ def summary_table(stats: ScoreStats, english: str = "en", level: float = 0.95) -
     marks = {r["condition"]: r for r in condition_table()}
     rows = []
     for (model, task, metric, cond), per in _lang_deltas(stats, english).items():
-        base = cond.split("-n")[0]
+        base = cond.split("-n")[0].split(".")[0]  # drop layer-split and App.-E variant suffixes
         row = {"model": model, "table": PAPER_TABLES.get(task, task), "task": task, "metric": metric,
                "condition": cond, **{k: marks.get(base, {}).get(k, "") for k in _MARKS},
                "langs": " ".join(per), "n_seeds": max(s["en_d"].n_seeds for s in per.values())}
@@ -250,7 +250,8 @@ def sweep_table(stats: ScoreStats, english: str = "en", level: float = 0.95) -> 
     if per.empty:
         return per
     none = (None, None, None)
-    parsed = [parse_condition(c) if c.split("-n")[0] in CONDITIONS else none for c in per["condition"]]
+    bases = [c.split(".")[0] for c in per["condition"]]  # App.-E variant suffix (e.g. ".minus-en") dropped
+    parsed = [parse_condition(b) if b.split("-n")[0] in CONDITIONS else none for b in bases]
     per = per.assign(base=[p[0].name if p[0] else "" for p in parsed],
                      n1=[p[1] for p in parsed], n2=[p[2] for p in parsed])
     per = per[per["n1"].notna() | per["n2"].notna()]

@@ -33,8 +33,16 @@ case "${1:-}" in
   demo)
     setup
     shift
+    start=$(date +%s)
     "$VENV/bin/python" -m snakemake --configfile demo/config.yaml --cores 2 "$@"
-    "$VENV/bin/python" -m mwork.demo.report_paths 2>/dev/null || echo "demo results are under results/"
+    "$VENV/bin/python" -m snakemake --configfile demo/config.yaml --report results/report.html
+    echo
+    echo "Demo finished in $(( $(date +%s) - start )) s. Results:"
+    echo "  report (every figure and table):  results/report.html"
+    echo "  figures (PDF + PNG):              results/figures/"
+    for d in results/*/tables results/*/ppl results/*/neurons; do
+      [[ -d "$d" ]] && echo "  $(printf '%-33s' "${d#results/}:") $d/"
+    done
     ;;
   *) echo "usage: bash run.sh {test|demo|setup} [extra args]" >&2; exit 2 ;;
 esac

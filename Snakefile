@@ -24,7 +24,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The paper's study by default; `--configfile demo/config.yaml` (or your own) replaces it
+# instead of being merged into it.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
+
 
 
 report: "report/workflow.rst"

@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--fraction", type=float, default=0.01)
+    ap.add_argument("--mode", choices=mask_mod.MASK_MODES, default="hooks", help="mask_neurons mode")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -59,7 +60,7 @@ def main() -> None:
     prompt = torch.randint(3, 1000, (args.batch, 16), generator=torch.Generator().manual_seed(1))
 
     def run(masked: bool) -> float:
-        ctx = mask_mod.mask_neurons(adapter, selection) if masked else contextlib.nullcontext()
+        ctx = mask_mod.mask_neurons(adapter, selection, args.mode) if masked else contextlib.nullcontext()
         with torch.inference_mode(), ctx:
             t0 = time.perf_counter()
             out = model.generate(
@@ -77,6 +78,7 @@ def main() -> None:
     plain, masked = statistics.median(speeds[False]), statistics.median(speeds[True])
     print(f"model: llama hidden 256, 4 layers, batch {args.batch}, {args.new_tokens} new tokens, "
           f"{args.threads} thread(s), torch {torch.__version__}")
+    print(f"mask mode: {args.mode}")
     print(f"masked neurons: {n_masked} of {n_total} ({100 * n_masked / n_total:.2f}%), "
           f"{args.repeats} interleaved repeats")
     for name, key, med in (("unmasked", False, plain), ("masked  ", True, masked)):

@@ -44,21 +44,32 @@ def logits(model, **kw) -> torch.Tensor:
         return model(IDS, **kw).logits
 
 
+@pytest.mark.parametrize("mode", ["hooks", "weights"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_mask_equals_zeroed_weights_and_restores(family):
+def test_mask_equals_zeroed_weights_and_restores(family, mode):
     model = tiny_model(family, seed=3, dtype=torch.float64)
     adapter = get_adapter(model)
     selection = random_selection(adapter)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     original = logits(model)
-    with mask_neurons(adapter, selection) as n:
+    with mask_neurons(adapter, selection, mode=mode) as n:
         masked = logits(model)
     assert n == sum(int(s.sum()) for s in selection.values()) > 0
     expected = logits(zero_by_hand(model, selection))
     torch.testing.assert_close(masked, expected, rtol=1e-10, atol=1e-10)
     assert not torch.allclose(masked, original)
     assert torch.equal(logits(model), original)  # restored bit for bit
-    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # weights untouched
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # weights as before
+
+
+def test_weights_mode_restores_even_when_the_block_raises():
+    model = tiny_model("qwen2", seed=1, dtype=torch.float64)
+    adapter = get_adapter(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match="boom"):
+        with mask_neurons(adapter, random_selection(adapter), mode="weights"):
+            raise RuntimeError("boom")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
 @pytest.mark.parametrize("family", ["llama", "bloom"])

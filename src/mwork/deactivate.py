@@ -116,10 +116,10 @@ def _split_outputs(
     return outs
 
 
-def _mask_factory(adapter: Any, selection: Mapping[str, Any]) -> Callable[[], Any]:
+def _mask_factory(adapter: Any, selection: Mapping[str, Any], mode: str = "hooks") -> Callable[[], Any]:
     from mwork.mask import mask_neurons
 
-    return lambda: mask_neurons(adapter, selection)
+    return lambda: mask_neurons(adapter, selection, mode)
 
 
 def evaluate_condition(
@@ -140,6 +140,7 @@ def evaluate_condition(
     trust_remote_code: bool = False,
     model_name: str | None = None,
     expect_layers: int | None = None,
+    mask_mode: str = "hooks",
 ) -> dict[str, Any]:
     """Load the model once, mask `mask_lang`'s neurons per `condition`, score every task spec.
 
@@ -204,7 +205,7 @@ def evaluate_condition(
         ns = load_neuron_set(neuron_file, expect_fingerprint=fingerprint)
         selection = condition_selection(run.condition, ns, adapter.n_layers, n1, n2, run.seed or 0)
         run_info["neurons"] = neuron_counts(selection, layer_regions(adapter.n_layers, eff_n1, eff_n2))
-        intervention = _mask_factory(adapter, selection)
+        intervention = _mask_factory(adapter, selection, mask_mode)
         log.info("%s: masking %d %s neurons of %s (%s)", run.text, run_info["neurons"]["total"],
                  run.variant, mask_lang, run_info["neurons"]["by_region"])
     result = evaluate_tasks(model, tokenizer, specs, None, batch_size=batch_size, limit=limit,

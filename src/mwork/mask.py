@@ -166,9 +166,20 @@ def _site(adapter: ModelAdapter, layer: int, comp: str) -> tuple[nn.Module, torc
     return module, index, pre
 
 
+MASK_MODES: tuple[str, ...] = ("hooks", "weights")
+
+
 @contextmanager
-def mask_neurons(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) -> Iterator[int]:
-    """Deactivate the selected neurons inside the block; weights are never modified.
+def mask_neurons(
+    adapter: ModelAdapter, selection: Mapping[str, torch.Tensor], mode: str = "hooks"
+) -> Iterator[int]:
+    """Deactivate the selected neurons inside the block.
+
+    mode="hooks" (default) never modifies weights: it zeroes activations with forward hooks.
+    mode="weights" zeroes the neurons' parameter slices (adapter.neuron_slices) in place and copies
+    the saved values back on exit (bit-for-bit): no per-forward cost at all, which matters for
+    generation on a GPU where each hook is an extra kernel launch. Both are exactly "all parameters
+    of the neuron set to zero".
 
     All hooks are resolved and validated before any is registered; they are removed on exit even
     when the block raises. One hook per hooked module (BLOOM's fused QKV gets a single hook for
@@ -184,6 +195,12 @@ def mask_neurons(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) -
         The number of deactivated neurons.
     """
     _check_selection(adapter, selection)
+    if mode not in MASK_MODES:
+        raise MworkError(f"unknown mask mode '{mode}'", f"use one of {', '.join(MASK_MODES)}")
+    if mode == "weights":
+        with _zero_weights(adapter, selection) as n:
+            yield n
+        return
     plan: dict[int, tuple[nn.Module, torch.Tensor, bool]] = {}
     for comp in COMPONENTS:
         if comp not in selection:
@@ -212,12 +229,37 @@ def mask_neurons(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) -
             h.remove()
 
 
+@contextmanager
+def _zero_weights(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) -> Iterator[int]:
+    """Zero the selected neurons' parameter slices; restore the saved slices on exit."""
+    saved: list[tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]] = []
+    try:
+        with torch.no_grad():
+            for comp in COMPONENTS:
+                if comp not in selection:
+                    continue
+                sel = selection[comp].cpu()
+                for layer in range(adapter.n_layers):
+                    units = torch.nonzero(sel[layer]).flatten()
+                    if not units.numel():
+                        continue
+                    for sl in adapter.neuron_slices(layer, comp):
+                        idx = sl.index[units].to(sl.param.device)
+                        saved.append((sl.param, sl.dim, idx, sl.param.index_select(sl.dim, idx).clone()))
+                        sl.param.index_fill_(sl.dim, idx, 0)
+        yield int(sum(int(s.sum()) for s in selection.values()))
+    finally:
+        with torch.no_grad():
+            for param, dim, idx, values in reversed(saved):
+                param.index_copy_(dim, idx, values)
+
+
 def selection_counts(selection: Mapping[str, torch.Tensor]) -> dict[str, list[int]]:
     """Per-component, per-layer counts of a selection (for logs and provenance)."""
     return {c: [int(x) for x in s.sum(dim=1)] for c, s in selection.items()}
 
 
 __all__ = [
-    "KV_MAPPINGS", "exact_kv_index", "kv_selection_from_q_space", "mask_neurons",
+    "KV_MAPPINGS", "MASK_MODES", "exact_kv_index", "kv_selection_from_q_space", "mask_neurons",
     "released_code_kv_index", "selection_counts",
 ]

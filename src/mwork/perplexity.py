@@ -86,9 +86,9 @@ def ppl_summary(long: pd.DataFrame) -> pd.DataFrame:
         row = {"lang": lang, "n_masked": int(mean[(mean.mask_lang == lang) & (mean.condition == "D_all")].n_masked.iloc[0]),
                "ls_delta_L": get((lang, "D_all", lang)), "ls_delta_en": get((lang, "D_all", "en")),
                "rand_delta_L": get((lang, "R_all", lang)), "rand_delta_en": get((lang, "R_all", "en"))}
-        if lang != "en":
-            row["L_more_than_en"] = bool(row["ls_delta_L"] > row["ls_delta_en"])
-            row["LS_more_than_random"] = bool(row["ls_delta_L"] > row["rand_delta_L"])
+        english = lang == "en"
+        row["L_more_than_en"] = "—" if english else ("yes" if row["ls_delta_L"] > row["ls_delta_en"] else "no")
+        row["LS_more_than_random"] = "yes" if row["ls_delta_L"] > row["rand_delta_L"] else "no"
         out.append(row)
     return pd.DataFrame(out)
 

@@ -16,5 +16,5 @@ evaluate_condition(
     n1=spec["n1"], n2=spec["n2"], batch_size=ev["batch_size"], limit=ev["limit"],
     max_gen_toks=ev["max_gen_toks"], dtype=spec.get("dtype", "bfloat16"),
     trust_remote_code=spec.get("trust_remote_code", False), model_name=w.model,
-    expect_layers=spec["n_layers"], mask_mode=ev.get("mask_mode", "hooks"),
+    expect_layers=spec["n_layers"], mask_mode=ev.get("mask_mode", "weights"),
 )

@@ -140,7 +140,7 @@ def evaluate_condition(
     trust_remote_code: bool = False,
     model_name: str | None = None,
     expect_layers: int | None = None,
-    mask_mode: str = "hooks",
+    mask_mode: str = "weights",
 ) -> dict[str, Any]:
     """Load the model once, mask `mask_lang`'s neurons per `condition`, score every task spec.
 

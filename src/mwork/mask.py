@@ -202,19 +202,12 @@ def mask_neurons(
             yield n
         return
     plan: dict[int, tuple[nn.Module, torch.Tensor, bool]] = {}
-    for comp in COMPONENTS:
-        if comp not in selection:
-            continue
-        sel = selection[comp].cpu()
-        for layer in range(adapter.n_layers):
-            units = torch.nonzero(sel[layer]).flatten()
-            if not units.numel():
-                continue
-            module, index, pre = _site(adapter, layer, comp)
-            if id(module) not in plan:
-                w = module.weight
-                plan[id(module)] = (module, torch.ones(w.shape[1] if pre else w.shape[0], dtype=w.dtype), pre)
-            plan[id(module)][1][index[units]] = 0
+    for comp, layer, units in _selected_units(adapter, selection):
+        module, index, pre = _site(adapter, layer, comp)
+        if id(module) not in plan:
+            w = module.weight
+            plan[id(module)] = (module, torch.ones(w.shape[1] if pre else w.shape[0], dtype=w.dtype), pre)
+        plan[id(module)][1][index[units]] = 0
     handles = []
     try:
         for module, mask, pre in plan.values():
@@ -229,24 +222,31 @@ def mask_neurons(
             h.remove()
 
 
+def _selected_units(
+    adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]
+) -> Iterator[tuple[str, int, torch.Tensor]]:
+    """(component, layer, unit indices [n]) for every non-empty (layer, component) of a selection."""
+    for comp in COMPONENTS:
+        if comp not in selection:
+            continue
+        sel = selection[comp].cpu()
+        for layer in range(adapter.n_layers):
+            units = torch.nonzero(sel[layer]).flatten()
+            if units.numel():
+                yield comp, layer, units
+
+
 @contextmanager
 def _zero_weights(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) -> Iterator[int]:
     """Zero the selected neurons' parameter slices; restore the saved slices on exit."""
     saved: list[tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]] = []
     try:
         with torch.no_grad():
-            for comp in COMPONENTS:
-                if comp not in selection:
-                    continue
-                sel = selection[comp].cpu()
-                for layer in range(adapter.n_layers):
-                    units = torch.nonzero(sel[layer]).flatten()
-                    if not units.numel():
-                        continue
-                    for sl in adapter.neuron_slices(layer, comp):
-                        idx = sl.index[units].to(sl.param.device)
-                        saved.append((sl.param, sl.dim, idx, sl.param.index_select(sl.dim, idx).clone()))
-                        sl.param.index_fill_(sl.dim, idx, 0)
+            for comp, layer, units in _selected_units(adapter, selection):
+                for sl in adapter.neuron_slices(layer, comp):
+                    idx = sl.index[units].to(sl.param.device)
+                    saved.append((sl.param, sl.dim, idx, sl.param.index_select(sl.dim, idx).clone()))
+                    sl.param.index_fill_(sl.dim, idx, 0)
         yield int(sum(int(s.sum()) for s in selection.values()))
     finally:
         with torch.no_grad():

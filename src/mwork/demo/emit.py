@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from mwork.demo import benchmarks as B
 from mwork.demo import mixture as M
 from mwork.demo.languages import check_languages
 from mwork.demo.world import World, build_world
+from mwork.atomic import atomic_path
 from mwork.errors import MworkError
 
 
@@ -70,17 +69,9 @@ class WorldConfig:
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, object]]) -> None:
     """Write rows as JSON Lines (UTF-8, sorted keys) atomically: temp file, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def corpus_rows(world: World, lang: str, n: int, seed: int) -> list[dict[str, str]]:

@@ -22,9 +22,6 @@ query heads of its group); v Σ_t|o_t| per head dim (summed over the group under
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from collections.abc import Iterator
-
 import torch
 
 from mwork.adapters import AttnGeometry, ModelAdapter
@@ -155,14 +152,18 @@ def qk_importance(
             allowed = geo.allowed[:, 0, t0:t1]  # [b, tc, l]
             p = _probs(s_raw, allowed, geo.softcap)
             valid = row_valid[:, t0:t1, None, None]
-            for terms, out, idx in ((q_terms, sq_q, h), (k_terms, sq_k, g)):
-                x1, y1, x2, y2 = terms
+            # without RoPE splitting, zeroing Q dim i or K dim i removes the same term: score it once
+            jobs = [(q_terms, [(sq_q, h), (sq_k, g)])] if q_terms is k_terms else \
+                [(q_terms, [(sq_q, h)]), (k_terms, [(sq_k, g)])]
+            for (x1, y1, x2, y2), outs in jobs:
                 # Δ[b, t, s, i] = x1[t, i]·y1[s, i] (+ x2[t, i]·y2[s, i] for the RoPE partner dim)
                 delta = _pick(x1, h, g, n_heads)[:, t0:t1, None, :] * _pick(y1, h, g, n_heads)[:, None]
                 if x2 is not None:
                     delta = delta + _pick(x2, h, g, n_heads)[:, t0:t1, None, :] * _pick(y2, h, g, n_heads)[:, None]
                 p_new = _probs(s_raw[..., None] - delta_scale * delta, allowed[..., None], geo.softcap, dim=2)
-                out[:, idx] += ((p_new - p[..., None]) * valid).square().sum(dim=(1, 2))
+                sq = ((p_new - p[..., None]) * valid).square().sum(dim=(1, 2))
+                for out, idx in outs:
+                    out[:, idx] += sq
     if mode == "paper":
         return sq_q.sqrt().reshape(b, -1), sq_k.sqrt().reshape(b, -1)
     return sq_q.reshape(b, -1), sq_k.reshape(b, -1)
@@ -321,10 +322,3 @@ class PLNDProbe:
 
     def _is_f64(self) -> bool:
         return next(self.adapter.model.parameters()).dtype == torch.float64
-
-
-@contextmanager
-def plnd_probe(adapter: ModelAdapter, components: tuple[str, ...], importance: str = "paper") -> Iterator[PLNDProbe]:
-    """Functional alias of `PLNDProbe` for `with` statements."""
-    with PLNDProbe(adapter, components, importance) as probe:
-        yield probe

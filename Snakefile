@@ -11,8 +11,11 @@
 #   results/{model}/eval/{condition}/{mask_lang}/{task}/{eval_lang}.json
 #       scores with {mask_lang}'s neurons deactivated; eval_lang is en or mask_lang (one job writes
 #       both); {condition} = run label, e.g. D_U, R_all-s0, D_U-n1_6, Dbar_S_attn.minus-en
+#   resources/wiki/{lang}.jsonl                                     fine-tuning documents (Wikipedia pool)
+#   results/{model}/finetune/{kind}-{n}/{lang}.delta.safetensors    neuron fine-tuning delta (kind ls|random|full,
+#       n documents); scored as run label ft_{kind}-{n}: results/{model}/eval/ft_ls-400/{lang}/{task}/...
 #   results/{model}/tables/scores.csv                               tidy per-item scores
-#   results/{model}/tables/{table}.csv|.md                          Tables 1-5, 11-17 (mwork.collect)
+#   results/{model}/tables/{table}.csv|.md                          Tables 1-5, 11-17 (mwork.tables)
 #   results/{model}/ppl/deactivation.csv|.md                        held-out perplexity, N_L vs random masked
 #   results/{model}/lens/{lens_variant}.csv                         layer-wise language lens (Figs. 1, 7)
 #   results/figures/{name}.pdf|.png                                 paper figures (PNG also in the report)
@@ -31,11 +34,12 @@ if not workflow.config_settings.configfiles:
     configfile: "config.yaml"
 
 
-
 report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+
+
 if "demo" in config:  # the embedded demo builds its own world and model (demo/config.yaml)
 
     include: "rules/demo.smk"
@@ -45,6 +49,9 @@ include: "rules/corpus.smk"
 include: "rules/detect.smk"
 include: "rules/perplexity.smk"
 include: "rules/evaluate.smk"
+include: "rules/finetune.smk"
+include: "rules/tables.smk"
+include: "rules/lens.smk"
 include: "rules/figures.smk"
 
 

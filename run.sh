@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Developer entry point: each command sets up its own virtualenv (.venv) on first use.
-#   bash run.sh test     install + run the test suite
+#   bash run.sh test     install + format/lint checks + the test suite (what CI runs)
+#   bash run.sh lint     only the format/lint checks (ruff, snakefmt, snakemake --lint)
 #   bash run.sh demo     install + run the embedded demo end to end (offline, 2 CPU cores)
 #   bash run.sh setup    only create/refresh .venv
 # Needs only Python >= 3.11 with venv (Debian/Ubuntu: apt-get install python3-venv).
@@ -23,11 +24,23 @@ setup() {
 
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}" HF_DATASETS_OFFLINE="${HF_DATASETS_OFFLINE:-1}"
 export TOKENIZERS_PARALLELISM=false
+lint() {
+  "$VENV/bin/ruff" check .
+  "$VENV/bin/ruff" format --check .
+  "$VENV/bin/snakefmt" --check Snakefile rules/
+  "$VENV/bin/python" -m snakemake --lint
+}
+
 case "${1:-}" in
   setup) setup ;;
+  lint)
+    setup
+    lint
+    ;;
   test)
     setup
     shift
+    lint
     "$VENV/bin/python" -m pytest -q "$@"
     ;;
   demo)
@@ -44,5 +57,5 @@ case "${1:-}" in
       [[ -d "$d" ]] && echo "  $(printf '%-33s' "${d#results/}:") $d/"
     done
     ;;
-  *) echo "usage: bash run.sh {test|demo|setup} [extra args]" >&2; exit 2 ;;
+  *) echo "usage: bash run.sh {test|lint|demo|setup} [extra args]" >&2; exit 2 ;;
 esac

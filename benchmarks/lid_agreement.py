@@ -55,15 +55,31 @@ def main() -> None:
     for backend in backends:
         probs = (0.5,) if backend == "cld3" else (0.5, 0.7, 0.8, 0.9)
         for shortcut, min_prob in itertools.product((True, False), probs):
-            ident = TokenLanguageIdentifier(CANDIDATES, backend, min_prob=min_prob, script_shortcut=shortcut)
+            ident = TokenLanguageIdentifier(
+                CANDIDATES, backend, min_prob=min_prob, script_shortcut=shortcut
+            )
             pred = evaluate(ident, sample)
-            rows.append({"backend": backend, "script_shortcut": shortcut, "min_prob": min_prob, **summarise(pred)})
+            rows.append(
+                {
+                    "backend": backend,
+                    "script_shortcut": shortcut,
+                    "min_prob": min_prob,
+                    **summarise(pred),
+                }
+            )
             if shortcut and min_prob == DEFAULT_MIN_PROB[backend]:
                 defaults[backend] = pred
                 for kind in ("word", "phrase"):
                     part = pred[pred["kind"].isin([kind, "nonword"])]
-                    rows.append({"backend": backend, "script_shortcut": shortcut, "min_prob": min_prob,
-                                 "subset": kind, **summarise(part)})
+                    rows.append(
+                        {
+                            "backend": backend,
+                            "script_shortcut": shortcut,
+                            "min_prob": min_prob,
+                            "subset": kind,
+                            **summarise(part),
+                        }
+                    )
     table = pd.DataFrame(rows).fillna({"subset": "all"})
     per_lang = []
     for backend, pred in defaults.items():
@@ -74,9 +90,15 @@ def main() -> None:
         pa, pb = defaults[a], defaults[b]
         lang = pa["lang"] != "none"
         both = lang & pa["reliable"] & pb["reliable"]
-        agree.append({"a": a, "b": b, "both_reliable": int(both.sum()),
-                      "agree_reliable": float((pa["pred"][both] == pb["pred"][both]).mean()),
-                      "agree_top1": float((pa["pred"][lang] == pb["pred"][lang]).mean())})
+        agree.append(
+            {
+                "a": a,
+                "b": b,
+                "both_reliable": int(both.sum()),
+                "agree_reliable": float((pa["pred"][both] == pb["pred"][both]).mean()),
+                "agree_top1": float((pa["pred"][lang] == pb["pred"][lang]).mean()),
+            }
+        )
     pd.set_option("display.width", 160)
     print(f"backends available: {backends}; sample rows: {len(sample)}")
     print(table.round(3).to_markdown(index=False) if _has_tabulate() else table.round(3))
@@ -84,14 +106,20 @@ def main() -> None:
     print(pd.DataFrame(agree).round(3))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pd.concat([table.assign(section="config"), pd.DataFrame(per_lang).assign(section="per_lang"),
-               pd.DataFrame(agree).assign(section="agreement")]).to_csv(out, sep="\t", index=False)
+    pd.concat(
+        [
+            table.assign(section="config"),
+            pd.DataFrame(per_lang).assign(section="per_lang"),
+            pd.DataFrame(agree).assign(section="agreement"),
+        ]
+    ).to_csv(out, sep="\t", index=False)
     print(f"wrote {out}")
 
 
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401
+
         return True
     except ImportError:
         return False

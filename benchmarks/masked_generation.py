@@ -45,13 +45,23 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--fraction", type=float, default=0.01)
-    ap.add_argument("--mode", choices=mask_mod.MASK_MODES, default="hooks", help="mask_neurons mode")
+    ap.add_argument(
+        "--mode", choices=mask_mod.MASK_MODES, default="hooks", help="mask_neurons mode"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     model = tiny_model(
-        "llama", seed=0, vocab_size=1000, hidden_size=256, num_hidden_layers=4, intermediate_size=704,
-        num_attention_heads=8, num_key_value_heads=4, head_dim=32, max_position_embeddings=512,
+        "llama",
+        seed=0,
+        vocab_size=1000,
+        hidden_size=256,
+        num_hidden_layers=4,
+        intermediate_size=704,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        head_dim=32,
+        max_position_embeddings=512,
     )
     adapter = get_adapter(model)
     selection = random_selection(adapter, args.fraction, seed=0)
@@ -60,12 +70,20 @@ def main() -> None:
     prompt = torch.randint(3, 1000, (args.batch, 16), generator=torch.Generator().manual_seed(1))
 
     def run(masked: bool) -> float:
-        ctx = mask_mod.mask_neurons(adapter, selection, args.mode) if masked else contextlib.nullcontext()
+        ctx = (
+            mask_mod.mask_neurons(adapter, selection, args.mode)
+            if masked
+            else contextlib.nullcontext()
+        )
         with torch.inference_mode(), ctx:
             t0 = time.perf_counter()
             out = model.generate(
-                prompt, attention_mask=torch.ones_like(prompt), do_sample=False, pad_token_id=0,
-                max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                do_sample=False,
+                pad_token_id=0,
+                max_new_tokens=args.new_tokens,
+                min_new_tokens=args.new_tokens,
             )
             dt = time.perf_counter() - t0
         return (out.shape[1] - prompt.shape[1]) * args.batch / dt
@@ -73,20 +91,28 @@ def main() -> None:
     run(False), run(True)  # warm-up
     speeds: dict[bool, list[float]] = {False: [], True: []}
     for r in range(args.repeats):
-        for masked in ((False, True) if r % 2 == 0 else (True, False)):
+        for masked in (False, True) if r % 2 == 0 else (True, False):
             speeds[masked].append(run(masked))
     plain, masked = statistics.median(speeds[False]), statistics.median(speeds[True])
-    print(f"model: llama hidden 256, 4 layers, batch {args.batch}, {args.new_tokens} new tokens, "
-          f"{args.threads} thread(s), torch {torch.__version__}")
+    print(
+        f"model: llama hidden 256, 4 layers, batch {args.batch}, {args.new_tokens} new tokens, "
+        f"{args.threads} thread(s), torch {torch.__version__}"
+    )
     print(f"mask mode: {args.mode}")
-    print(f"masked neurons: {n_masked} of {n_total} ({100 * n_masked / n_total:.2f}%), "
-          f"{args.repeats} interleaved repeats")
+    print(
+        f"masked neurons: {n_masked} of {n_total} ({100 * n_masked / n_total:.2f}%), "
+        f"{args.repeats} interleaved repeats"
+    )
     for name, key, med in (("unmasked", False, plain), ("masked  ", True, masked)):
-        print(f"{name}: {med:8.1f} tokens/s (median; min {min(speeds[key]):.1f}, max {max(speeds[key]):.1f})")
+        print(
+            f"{name}: {med:8.1f} tokens/s (median; min {min(speeds[key]):.1f}, max {max(speeds[key]):.1f})"
+        )
     best = max(speeds[True]) / max(speeds[False])
     paired = statistics.median(m / p for m, p in zip(speeds[True], speeds[False], strict=True))
-    print(f"ratio masked/unmasked: {paired:.3f} (median of per-repeat pairs), {masked / plain:.3f} (medians), "
-          f"{best:.3f} (best runs); target >= 0.97")
+    print(
+        f"ratio masked/unmasked: {paired:.3f} (median of per-repeat pairs), {masked / plain:.3f} (medians), "
+        f"{best:.3f} (best runs); target >= 0.97"
+    )
 
 
 if __name__ == "__main__":

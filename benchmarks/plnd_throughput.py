@@ -1,36 +1,78 @@
-"""PLND throughput vs a plain forward pass on the same model and batch (tokens/s and ratio).
+"""PLND throughput vs a plain forward pass on the same model and batch, both timed in this run.
 
-    python benchmarks/plnd_throughput.py [--hidden 256] [--layers 4] [--seq 256] [--batch 8] [--device cpu]
+    python benchmarks/plnd_throughput.py [--case small|7b|all] [--quick] [--device cpu]
+        [--qk-budget-mb MB] [--repeats N]
+        small: [--hidden 256] [--layers 4] [--seq 256] [--batch 8]
+        7b:    [--seq-7b 512]
 
-Prints one row per component set (FFN+V, all): detection tokens/s, plain-forward tokens/s, ratio.
-Both sides run the backbone forward with the model's default attention kernel; detection adds the
-PLND hooks and the per-document top-k counting. Timings interleave the two to share noise.
+Cases:
+    small  a random Llama (hidden 256, 4 layers), batch 8 x 256 tokens.
+    7b     one random-weight Mistral-7B-shaped decoder layer (hidden 4096, 32 query / 8 kv heads,
+           head 128, FFN 14336; MistralConfig with num_hidden_layers=1), one 512-token document.
+
+Prints, per case, the best-of-N seconds of the plain forward, of PLND FFN+V and of PLND with all
+components (Q/K included), and each ratio (plain seconds / PLND seconds = PLND tokens/s ÷ forward
+tokens/s; 1.00 means detection is as fast as the forward). Both sides run the backbone forward with
+the model's default attention kernel; detection adds the PLND hooks and the per-document top-k
+counting. Timings interleave plain and PLND to share noise. `--quick` runs one repeat on shorter
+inputs (small: batch 2 x 64; 7b: 128 tokens) to check the script end to end.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 import transformers
 
 from mwork.adapters import get_adapter
 from mwork.detect import count_selected
-from mwork.plnd import PLNDProbe
+from mwork.plnd import PLNDProbe, default_qk_budget
+
+RULE = {
+    "ffn": ("top_k", 20),
+    "attn_q": ("top_k", 10),
+    "attn_k": ("top_k", 5),
+    "attn_v": ("top_k", 5),
+}
+COMPONENT_SETS = (("FFN+V", ("ffn", "attn_v")), ("all", ("ffn", "attn_q", "attn_k", "attn_v")))
 
 
-def build(hidden: int, layers: int, device: str, dtype: torch.dtype) -> torch.nn.Module:
+def build_small(hidden: int, layers: int, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    """A random Llama of width `hidden` (head 32, GQA 2:1)."""
     cfg = transformers.LlamaConfig(
-        vocab_size=8000, hidden_size=hidden, intermediate_size=int(hidden * 8 / 3) // 8 * 8,
-        num_hidden_layers=layers, num_attention_heads=hidden // 32, num_key_value_heads=hidden // 64,
+        vocab_size=8000,
+        hidden_size=hidden,
+        intermediate_size=int(hidden * 8 / 3) // 8 * 8,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 32,
+        num_key_value_heads=hidden // 64,
         max_position_embeddings=4096,
     )
     torch.manual_seed(0)
     return transformers.AutoModelForCausalLM.from_config(cfg).to(device, dtype).eval()
 
 
-def timed(fn, device: str) -> float:
+def build_7b_layer(device: str, dtype: torch.dtype) -> torch.nn.Module:
+    """One random-weight decoder layer shaped like Mistral-7B (small vocabulary)."""
+    cfg = transformers.MistralConfig(
+        vocab_size=1024,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=1,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        sliding_window=4096,
+        max_position_embeddings=4096,
+    )
+    torch.manual_seed(0)
+    return transformers.AutoModelForCausalLM.from_config(cfg).to(device, dtype).eval()
+
+
+def timed(fn: Callable[[], object], device: str) -> float:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -40,45 +82,85 @@ def timed(fn, device: str) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--seq", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="float32")
-    a = ap.parse_args()
-    model = build(a.hidden, a.layers, a.device, getattr(torch, a.dtype))
+def bench(
+    name: str,
+    model: torch.nn.Module,
+    batch: int,
+    seq: int,
+    repeats: int,
+    device: str,
+    qk_budget: int | None,
+) -> None:
+    """Time plain forward, PLND FFN+V and PLND all on one random batch; print one block."""
     adapter = get_adapter(model)
-    ids = torch.randint(3, 8000, (a.batch, a.seq), device=a.device)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, model.config.vocab_size, (batch, seq), generator=g).to(device)
     mask = torch.ones_like(ids)
-    tokens = a.batch * a.seq
-    rule = {"ffn": ("top_k", 20), "attn_q": ("top_k", 10), "attn_k": ("top_k", 5), "attn_v": ("top_k", 5)}
+    budget = qk_budget if qk_budget is not None else default_qk_budget(device)
 
     @torch.inference_mode()
     def plain() -> None:
         model.base_model(input_ids=ids, attention_mask=mask, use_cache=False)
 
-    print(f"model: Llama hidden={a.hidden} layers={a.layers} ffn={adapter.d_ffn} heads={adapter.n_heads}/"
-          f"{adapter.n_kv_heads}; batch={a.batch} x seq={a.seq}; {a.device} {a.dtype}; "
-          f"threads={torch.get_num_threads()}")
-    print(f"{'components':<12}{'PLND tok/s':>14}{'forward tok/s':>16}{'ratio':>8}")
-    for name, comps in (("FFN+V", ("ffn", "attn_v")), ("all", ("ffn", "attn_q", "attn_k", "attn_v"))):
-        with PLNDProbe(adapter, comps) as probe:
-            def detect() -> None:
-                scores = probe.run(ids, mask)
-                for c, s in scores.items():
-                    count_selected(s, rule[c])
+    print(
+        f"[{name}] {adapter.family} hidden={adapter.d_model} layers={adapter.n_layers} "
+        f"ffn={adapter.d_ffn} heads={adapter.n_heads}/{adapter.n_kv_heads} "
+        f"head_dim={adapter.head_dim}; "
+        f"batch={batch} x seq={seq}; {device} {next(model.parameters()).dtype}; "
+        f"threads={torch.get_num_threads()}; qk budget={budget / 2**20:.0f} MiB; best of {repeats}"
+    )
+    t_plain: list[float] = []
+    rows = []
+    plain()  # warm-up
+    for label, comps in COMPONENT_SETS:
+        with PLNDProbe(adapter, comps, qk_budget_bytes=qk_budget) as probe:
 
-            plain(), detect()  # warm-up
-            t_plain, t_det = [], []
-            for _ in range(a.repeats):
-                t_plain.append(timed(plain, a.device))
-                t_det.append(timed(detect, a.device))
-        fwd, det = tokens / min(t_plain), tokens / min(t_det)
-        print(f"{name:<12}{det:>14,.0f}{fwd:>16,.0f}{det / fwd:>8.2f}")
+            def detect() -> None:
+                for c, s in probe.run(ids, mask).items():
+                    count_selected(s, RULE[c])
+
+            detect()  # warm-up
+            t_det = []
+            for _ in range(repeats):
+                t_plain.append(timed(plain, device))
+                t_det.append(timed(detect, device))
+        rows.append((label, min(t_det)))
+    fwd = min(t_plain)
+    print(f"  {'':<16}{'seconds':>10}{'tokens/s':>12}{'÷ plain':>10}")
+    print(f"  {'plain forward':<16}{fwd:>10.3f}{batch * seq / fwd:>12,.0f}{1.0:>10.2f}")
+    for label, t in rows:
+        print(f"  {'PLND ' + label:<16}{t:>10.3f}{batch * seq / t:>12,.0f}{fwd / t:>10.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", choices=("small", "7b", "all"), default="all")
+    ap.add_argument("--quick", action="store_true", help="one repeat, short inputs")
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=None, help="small case length (default 256)")
+    ap.add_argument("--batch", type=int, default=None, help="small case batch (default 8)")
+    ap.add_argument("--seq-7b", type=int, default=None, help="7b case length (default 512)")
+    ap.add_argument(
+        "--repeats", type=int, default=None, help="timed repeats (default 5 small, 2 7b)"
+    )
+    ap.add_argument("--qk-budget-mb", type=float, default=None, help="default: default_qk_budget")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32")
+    a = ap.parse_args()
+    dtype = getattr(torch, a.dtype)
+    budget = None if a.qk_budget_mb is None else int(a.qk_budget_mb * 2**20)
+    if a.case in ("small", "all"):
+        seq = a.seq or (64 if a.quick else 256)
+        batch = a.batch or (2 if a.quick else 8)
+        repeats = a.repeats or (1 if a.quick else 5)
+        model = build_small(a.hidden, a.layers, a.device, dtype)
+        bench("small", model, batch, seq, repeats, a.device, budget)
+        del model
+    if a.case in ("7b", "all"):
+        seq = a.seq_7b or (128 if a.quick else 512)
+        repeats = a.repeats or (1 if a.quick else 2)
+        bench("7b-layer", build_7b_layer(a.device, dtype), 1, seq, repeats, a.device, budget)
 
 
 if __name__ == "__main__":

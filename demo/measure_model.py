@@ -21,7 +21,7 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from mwork.demo import evaluate as V
+from mwork.demo import quality as V
 from mwork.demo.emit import WorldConfig
 from mwork.demo.mixture import language_shares, training_docs
 from mwork.demo.world import build_world
@@ -48,8 +48,10 @@ def main() -> None:
     torch.manual_seed(demo["seed"])
     untrained = AutoModelForCausalLM.from_config(trained.config).eval()
     start = time.perf_counter()
-    print("| lang | PPL untrained | PPL trained | XQuAD untrained | XQuAD trained | X-CSQA untrained "
-          "| X-CSQA trained | X-CSQA chance | MGSM trained |")
+    print(
+        "| lang | PPL untrained | PPL trained | XQuAD untrained | XQuAD trained | X-CSQA untrained "
+        "| X-CSQA trained | X-CSQA chance | MGSM trained |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for lang in langs:
         held = [r["text"] for r in read_jsonl(world_dir / "heldout" / f"{lang}.jsonl")]
@@ -57,22 +59,35 @@ def main() -> None:
         mc = read_jsonl(world_dir / "bench" / "xcsqa" / f"{lang}.jsonl", args.limit)
         gsm = read_jsonl(world_dir / "bench" / "mgsm" / f"{lang}.jsonl", args.limit)
         cells = [
-            f"{V.perplexity(untrained, tok, held):.1f}", f"{V.perplexity(trained, tok, held):.2f}",
-            f"{V.xquad_accuracy(untrained, tok, qa, lang):.2f}", f"{V.xquad_accuracy(trained, tok, qa, lang):.2f}",
-            f"{V.xcsqa_accuracy(untrained, tok, mc, lang):.2f}", f"{V.xcsqa_accuracy(trained, tok, mc, lang):.2f}",
-            "0.20", f"{V.mgsm_accuracy(trained, tok, gsm, lang):.2f}",
+            f"{V.perplexity(untrained, tok, held):.1f}",
+            f"{V.perplexity(trained, tok, held):.2f}",
+            f"{V.xquad_accuracy(untrained, tok, qa, lang):.2f}",
+            f"{V.xquad_accuracy(trained, tok, qa, lang):.2f}",
+            f"{V.xcsqa_accuracy(untrained, tok, mc, lang):.2f}",
+            f"{V.xcsqa_accuracy(trained, tok, mc, lang):.2f}",
+            "0.20",
+            f"{V.mgsm_accuracy(trained, tok, gsm, lang):.2f}",
         ]
         print(f"| {lang} | " + " | ".join(cells) + " |", flush=True)
     cfg = WorldConfig.from_dict(demo["world"])
     world = build_world(demo["seed"], cfg.n_people, cfg.n_events)
-    docs = training_docs(world, langs, cfg.train_docs, cfg.english_share, cfg.parallel_share,
-                         cfg.codeswitch_share, demo["seed"])
+    docs = training_docs(
+        world,
+        langs,
+        cfg.train_docs,
+        cfg.english_share,
+        cfg.parallel_share,
+        cfg.codeswitch_share,
+        demo["seed"],
+    )
     shares = language_shares(docs, lambda s: len(tok(s, add_special_tokens=False)["input_ids"]))
     print("\nTraining-mixture token share: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
     log = json.loads((Path(args.model) / "train_log.json").read_text(encoding="utf-8"))
-    print(f"Model: {log['n_params']:,} parameters, {log['config']['steps']} steps, {log['epochs']} epochs "
-          f"over {log['n_tokens']:,} tokens, final train loss {log['final_loss']:.3f}, "
-          f"training wall time {log['wall_s']} s; measured in {time.perf_counter() - start:.0f} s")
+    print(
+        f"Model: {log['n_params']:,} parameters, {log['config']['steps']} steps, {log['epochs']} epochs "
+        f"over {log['n_tokens']:,} tokens, final train loss {log['final_loss']:.3f}, "
+        f"training wall time {log['wall_s']} s; measured in {time.perf_counter() - start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

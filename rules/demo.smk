@@ -13,14 +13,14 @@ rule generate_demo_world:
             task=["mgsm", "xquad", "xcsqa", "xlsum"],
             lang=config["demo"]["languages"],
         ),
-    params:
-        seed=config["demo"]["seed"],
-        languages=config["demo"]["languages"],
-        world=config["demo"]["world"],
     log:
         "logs/demo/generate_demo_world.log",
     conda:
         "../envs/mwork.yaml"
+    params:
+        seed=config["demo"]["seed"],
+        languages=config["demo"]["languages"],
+        world=config["demo"]["world"],
     script:
         "../scripts/generate_demo_world.py"
 
@@ -30,12 +30,12 @@ rule train_demo_model:
         train="results/demo/world/train.jsonl",
     output:
         model=directory("results/demo/model"),
-    params:
-        seed=config["demo"]["seed"],
-        train=config["demo"]["train"],
     log:
         "logs/demo/train_demo_model.log",
     conda:
         "../envs/mwork.yaml"
+    params:
+        seed=config["demo"]["seed"],
+        train=config["demo"]["train"],
     script:
         "../scripts/train_demo_model.py"

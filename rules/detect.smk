@@ -1,4 +1,5 @@
 # PLND language-specific neuron detection (GPU), shard merging, App. E variants, summaries.
+# Package module: mwork.detect.
 
 
 rule detect_neurons:
@@ -7,35 +8,97 @@ rule detect_neurons:
         model=get_model_input,
     output:
         neurons="results/{model}/neurons/shards/{lang}.{shard}-of-{n}.safetensors",
-    params:
-        model_ref=get_model_ref,
-        model_spec=lookup(dpath="models/{model}", within=config),
-        detection=config["detection"],
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=240,
     log:
         "logs/detect_neurons/{model}/{lang}.{shard}-of-{n}.log",
     benchmark:
         "benchmarks/detect_neurons/{model}/{lang}.{shard}-of-{n}.tsv"
     conda:
         "../envs/mwork.yaml"
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=240,
+    params:
+        model=get_model_load,
+        settings=get_detection_settings(),
     script:
         "../scripts/detect_neurons.py"
 
 
-rule merge_neuron_shards:
+if DETECTION["method"] == "plnd":
+
+    rule merge_neuron_shards:
+        input:
+            shards=get_neuron_shards,
+        output:
+            neurons="results/{model}/neurons/{lang}.safetensors",
+        log:
+            "logs/merge_neuron_shards/{model}/{lang}.log",
+        conda:
+            "../envs/mwork.yaml"
+        script:
+            "../scripts/merge_neuron_shards.py"
+
+
+# LAPE (mwork.lape; detection.method: lape, or compare_lape: true): FFN activation counts per
+# (model, language, shard), then one joint selection over every language per model.
+rule record_activations:
     input:
-        shards=get_neuron_shards,
+        corpus="resources/corpus/{lang}.jsonl",
+        model=get_model_input,
     output:
-        neurons="results/{model}/neurons/{lang}.safetensors",
+        recording="results/{model}/lape/shards/{lang}.{shard}-of-{n}.safetensors",
     log:
-        "logs/merge_neuron_shards/{model}/{lang}.log",
+        "logs/record_activations/{model}/{lang}.{shard}-of-{n}.log",
+    benchmark:
+        "benchmarks/record_activations/{model}/{lang}.{shard}-of-{n}.tsv"
     conda:
         "../envs/mwork.yaml"
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=240,
+    params:
+        model=get_model_load,
+        settings=get_detection_settings(),
     script:
-        "../scripts/merge_neuron_shards.py"
+        "../scripts/record_activations.py"
+
+
+if LAPE_DIR:
+
+    rule select_lape_neurons:
+        input:
+            recordings=get_lape_shards,
+        output:
+            neurons=expand(
+                "results/{{model}}/{dir}/{lang}.safetensors", dir=LAPE_DIR, lang=ALL_LANGS
+            ),
+        log:
+            "logs/select_lape_neurons/{model}.log",
+        conda:
+            "../envs/mwork.yaml"
+        params:
+            langs=ALL_LANGS,
+            settings=get_lape_settings(),
+        script:
+            "../scripts/select_lape_neurons.py"
+
+
+rule compare_detectors:
+    input:
+        plnd=expand("results/{{model}}/neurons/{lang}.safetensors", lang=ALL_LANGS),
+        lape=expand("results/{{model}}/neurons_lape/{lang}.safetensors", lang=ALL_LANGS),
+    output:
+        agreement="results/{model}/neurons_lape/agreement.csv",
+    log:
+        "logs/compare_detectors/{model}.log",
+    conda:
+        "../envs/mwork.yaml"
+    params:
+        langs=ALL_LANGS,
+    script:
+        "../scripts/compare_detectors.py"
 
 
 rule derive_neuron_variant:

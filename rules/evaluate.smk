@@ -1,5 +1,5 @@
-# Deactivation experiments (paper §3, Tables 1-5, 11-17): baselines, masked runs, tables.
-# A masked job loads the model once and scores English and the mask language with the mask
+# Deactivation experiments (paper §3, Tables 1-5, 11-17): baselines and masked runs (GPU).
+# Package module: mwork.evaluate. A masked job loads the model once and scores English and the mask language with the mask
 # language's neurons deactivated; it writes one JSON per evaluated language.
 
 
@@ -9,21 +9,20 @@ rule evaluate_baseline:
         model=get_model_input,
     output:
         scores="results/{model}/eval/none/none/{task}/{eval_lang}.json",
-    params:
-        model_ref=get_model_ref,
-        model_spec=lookup(dpath="models/{model}", within=config),
-        specs=get_eval_specs,
-        settings=config.get("evaluation"),
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=240,
     log:
         "logs/evaluate_baseline/{model}/{task}/{eval_lang}.log",
     benchmark:
         "benchmarks/evaluate_baseline/{model}/{task}/{eval_lang}.tsv"
     conda:
         "../envs/mwork.yaml"
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=240,
+    params:
+        model=get_model_spec,
+        specs=get_eval_specs,
+        settings=get_evaluation_settings(),
     script:
         "../scripts/evaluate_baseline.py"
 
@@ -36,48 +35,19 @@ rule evaluate_condition:
     output:
         english="results/{model}/eval/{condition}/{mask_lang}/{task}/en.json",
         target="results/{model}/eval/{condition}/{mask_lang}/{task}/{mask_lang}.json",
-    params:
-        model_ref=get_model_ref,
-        model_spec=lookup(dpath="models/{model}", within=config),
-        specs=get_eval_specs,
-        settings=config.get("evaluation"),
-    resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=480,
     log:
         "logs/evaluate_condition/{model}/{condition}/{mask_lang}/{task}.log",
     benchmark:
         "benchmarks/evaluate_condition/{model}/{condition}/{mask_lang}/{task}.tsv"
     conda:
         "../envs/mwork.yaml"
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=480,
+    params:
+        model=get_model_spec,
+        specs=get_eval_specs,
+        settings=get_condition_settings,
     script:
         "../scripts/evaluate_condition.py"
-
-
-rule collect_scores:
-    input:
-        runs=get_eval_jsons,
-    output:
-        scores="results/{model}/tables/scores.csv",
-    log:
-        "logs/collect_scores/{model}.log",
-    conda:
-        "../envs/mwork.yaml"
-    script:
-        "../scripts/collect_scores.py"
-
-
-rule make_tables:
-    input:
-        scores="results/{model}/tables/scores.csv",
-    output:
-        tables=expand("results/{{model}}/tables/{name}.{ext}", name=TABLE_NAMES, ext=["csv", "md"]),
-    params:
-        settings=config.get("evaluation"),
-    log:
-        "logs/make_tables/{model}.log",
-    conda:
-        "../envs/mwork.yaml"
-    script:
-        "../scripts/make_tables.py"

@@ -1,43 +1,9 @@
-# Layer-wise language lens (GPU) and every paper figure (CPU): Figs. 1, 3, 5, 6, 7, Tables 2-5 as plots.
-# Needs rules/common.smk (MODELS, DETECT_LANGS, get_model_ref, get_model_input); helpers and the
-# figures-config validation live in rules/figures_common.smk. Targets: get_figure_targets().
+# Every paper figure (CPU): Figs. 1, 3, 5, 6, 7 and Tables 2-5 as plots. Package module: mwork.figures.
+# Helpers: rules/common.smk (get_figure_targets and the get_* inputs below).
 #
-#   results/{model}/lens/{lens_variant}.csv          lens table (mwork.lens.LENS_COLUMNS)
 #   results/figures/{name}.pdf + .png                figures (PNG goes into the report)
 #   results/tables/{overlap_fig}.csv                 the plotted Eq. 11 overlaps
-
-
-include: "figures_common.smk"
-
-
-rule run_language_lens:
-    input:
-        model=get_model_input,
-        prompts=get_lens_prompts_input,
-    output:
-        table=report(
-            "results/{model}/lens/{lens_variant}.csv",
-            caption="../report/lens_table.rst",
-            category="Layer-wise language lens",
-            labels={"model": "{model}", "variant": "{lens_variant}", "type": "table"},
-        ),
-    params:
-        model_ref=get_model_ref,
-        model_spec=lookup(dpath="models/{model}", within=config),
-        lens=LENS,
-        candidates=DETECT_LANGS,
-    resources:
-        gpu=1,
-        mem_mb=48000,
-        runtime=120,
-    log:
-        "logs/run_language_lens/{model}/{lens_variant}.log",
-    benchmark:
-        "benchmarks/run_language_lens/{model}/{lens_variant}.tsv"
-    conda:
-        "../envs/mwork.yaml"
-    script:
-        "../scripts/run_language_lens.py"
+#   results/tables/detector_agreement.csv            PLND vs LAPE per language and layer (compare_lape)
 
 
 rule plot_english_ratio:
@@ -51,13 +17,13 @@ rule plot_english_ratio:
             category="Layer-wise language lens",
             labels={"figure": "Fig. 1", "content": "English vs non-English share per layer"},
         ),
-    params:
-        drop_layer0=LENS["drop_layer0"],
-        langs=DETECT_LANGS,
     log:
         "logs/plot_english_ratio/fig1_english_ratio.log",
     conda:
         "../envs/mwork.yaml"
+    params:
+        drop_layer0=LENS["drop_layer0"],
+        langs=DETECT_LANGS,
     script:
         "../scripts/plot_english_ratio.py"
 
@@ -73,13 +39,13 @@ rule plot_language_distribution:
             category="Layer-wise language lens",
             labels={"figure": "Fig. 7", "content": "per-language share per layer"},
         ),
-    params:
-        drop_layer0=LENS["drop_layer0"],
-        langs=DETECT_LANGS,
     log:
         "logs/plot_language_distribution/fig7_language_distribution.log",
     conda:
         "../envs/mwork.yaml"
+    params:
+        drop_layer0=LENS["drop_layer0"],
+        langs=DETECT_LANGS,
     script:
         "../scripts/plot_language_distribution.py"
 
@@ -95,12 +61,12 @@ rule plot_neuron_counts:
             category="Language-specific neurons",
             labels={"figure": "Fig. 3", "content": "LS neurons per layer"},
         ),
-    params:
-        normalise=FIGURES["neuron_counts_normalise"],
     log:
         "logs/plot_neuron_counts/fig3_neuron_counts.log",
     conda:
         "../envs/mwork.yaml"
+    params:
+        normalise=FIGURES["neuron_counts_normalise"],
     script:
         "../scripts/plot_neuron_counts.py"
 
@@ -141,14 +107,39 @@ rule plot_overlap:
             category="Language-specific neurons",
             labels={"figure": "{overlap_fig}", "content": "overlap table"},
         ),
-    params:
-        pairs=get_overlap_pairs,
     log:
         "logs/plot_overlap/{overlap_fig}.log",
     conda:
         "../envs/mwork.yaml"
+    params:
+        pairs=get_overlap_pairs,
     script:
         "../scripts/plot_overlap.py"
+
+
+rule plot_detector_agreement:
+    input:
+        agreement=get_agreement_tables,
+    output:
+        pdf="results/figures/detector_agreement.pdf",
+        png=report(
+            "results/figures/detector_agreement.png",
+            caption="../report/detector_agreement.rst",
+            category="Language-specific neurons",
+            labels={"figure": "PLND vs LAPE", "content": "detector agreement per layer"},
+        ),
+        table=report(
+            "results/tables/detector_agreement.csv",
+            caption="../report/detector_agreement_table.rst",
+            category="Language-specific neurons",
+            labels={"figure": "PLND vs LAPE", "content": "agreement table"},
+        ),
+    log:
+        "logs/plot_detector_agreement/detector_agreement.log",
+    conda:
+        "../envs/mwork.yaml"
+    script:
+        "../scripts/plot_detector_agreement.py"
 
 
 rule plot_deactivation:
@@ -168,3 +159,31 @@ rule plot_deactivation:
         "../envs/mwork.yaml"
     script:
         "../scripts/plot_deactivation.py"
+
+
+rule plot_enhancement:
+    input:
+        fig4=expand("results/{model}/tables/fig4_enhancement.csv", model=finetune_eval_models()),
+        table6=expand(
+            "results/{model}/tables/table6_low_resource.csv", model=finetune_eval_models()
+        ),
+    output:
+        pdf="results/figures/fig4_enhancement.pdf",
+        png=report(
+            "results/figures/fig4_enhancement.png",
+            caption="../report/fig4_enhancement.rst",
+            category="Enhancement",
+            labels={"figure": "Fig. 4", "content": "neuron fine-tuning"},
+        ),
+        table6=report(
+            "results/tables/table6_low_resource.csv",
+            caption="../report/table6_low_resource.rst",
+            category="Enhancement",
+            labels={"figure": "Table 6", "content": "low-resource languages"},
+        ),
+    log:
+        "logs/plot_enhancement/fig4_enhancement.log",
+    conda:
+        "../envs/mwork.yaml"
+    script:
+        "../scripts/plot_enhancement.py"

@@ -1,5 +1,7 @@
 # Held-out perplexity with language-specific vs random neurons deactivated (optional section
 # `perplexity:` in the config; the embedded demo uses it to show the neurons are language-specific).
+# With detection.compare_lape the LAPE sets (neurons_lape/) get the same table, so each detector's
+# set is compared with its own matched random neurons. Package module: mwork.perplexity.
 
 
 rule measure_deactivation_ppl:
@@ -8,20 +10,49 @@ rule measure_deactivation_ppl:
         heldout=get_ppl_heldout,
         model=get_model_input,
     output:
-        table="results/{model}/ppl/deactivation.csv",
+        table=report(
+            "results/{model}/ppl/deactivation.csv",
+            caption="../report/ppl_deactivation.rst",
+            category="Held-out perplexity",
+            labels={"model": "{model}", "neurons": DETECTION["method"]},
+        ),
         summary="results/{model}/ppl/deactivation.md",
-    params:
-        model_ref=get_model_ref,
-        model_spec=lookup(dpath="models/{model}", within=config),
-        langs=ALL_LANGS,
-        settings=config.get("perplexity", {}),
-    resources:
-        gpu=1,
     log:
         "logs/measure_deactivation_ppl/{model}.log",
     benchmark:
         "benchmarks/measure_deactivation_ppl/{model}.tsv"
     conda:
         "../envs/mwork.yaml"
+    resources:
+        gpu=1,
+    params:
+        model=get_model_spec,
+        langs=ALL_LANGS,
+        detector=DETECTION["method"],
+        settings=get_perplexity_settings(),
     script:
         "../scripts/measure_deactivation_ppl.py"
+
+
+use rule measure_deactivation_ppl as measure_deactivation_ppl_lape with:
+    input:
+        neurons=get_ppl_lape_neurons,
+        heldout=get_ppl_heldout,
+        model=get_model_input,
+    output:
+        table=report(
+            "results/{model}/ppl/deactivation_lape.csv",
+            caption="../report/ppl_deactivation.rst",
+            category="Held-out perplexity",
+            labels={"model": "{model}", "neurons": "lape (compare_lape)"},
+        ),
+        summary="results/{model}/ppl/deactivation_lape.md",
+    log:
+        "logs/measure_deactivation_ppl_lape/{model}.log",
+    benchmark:
+        "benchmarks/measure_deactivation_ppl_lape/{model}.tsv"
+    params:
+        model=get_model_spec,
+        langs=ALL_LANGS,
+        detector="lape",
+        settings=get_perplexity_settings(),

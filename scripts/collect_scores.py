@@ -1,12 +1,14 @@
-"""Snakemake adapter: evaluation JSONs of one model -> tidy per-item score table."""
+"""Snakemake adapter of rule collect_scores: every evaluation JSON of a model -> tidy scores."""
 
 from typing import TYPE_CHECKING
 
-from mwork.collect import collect_scores
 from mwork.runlog import setup_rule_logging
+from mwork.tables import collect_scores_file
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-setup_rule_logging(snakemake.log[0], model=snakemake.wildcards.model, runs=len(snakemake.input.runs))
-collect_scores(snakemake.input.runs, snakemake.output.scores)
+setup_rule_logging(
+    snakemake.log[0], model=snakemake.wildcards.model, runs=len(snakemake.input.runs)
+)
+collect_scores_file(list(snakemake.input.runs), snakemake.output.scores)

@@ -1,14 +1,21 @@
-"""Snakemake adapter: tidy score table -> paper Tables 1-5, 11-17 (CSV + Markdown)."""
+"""Snakemake adapter of rule make_tables: the paper's tables from the tidy scores of a model."""
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mwork.collect import make_tables
 from mwork.runlog import setup_rule_logging
+from mwork.settings import TableSettings
+from mwork.tables import EnhancementSettings, make_tables
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-ev = snakemake.params.settings
-setup_rule_logging(snakemake.log[0], model=snakemake.wildcards.model, n_boot=ev["n_boot"], seed=ev["boot_seed"])
-make_tables(snakemake.input.scores, Path(snakemake.output.tables[0]).parent, n_boot=ev["n_boot"], seed=ev["boot_seed"])
+settings = TableSettings.from_mapping(snakemake.params.settings)
+setup_rule_logging(snakemake.log[0], model=snakemake.wildcards.model, settings=settings)
+make_tables(
+    snakemake.input.scores,
+    Path(snakemake.output.tables[0]).parent,
+    n_boot=settings.n_boot,
+    seed=settings.boot_seed,
+    enhancement=EnhancementSettings.from_mapping(snakemake.params.enhancement),
+)

@@ -1,20 +1,24 @@
-"""Snakemake adapter: held-out perplexity with N_L vs random neurons deactivated, per language."""
+"""Snakemake adapter of measure_deactivation_ppl(_lape): held-out perplexity, N_L vs random."""
 
 from typing import TYPE_CHECKING
 
 from mwork.perplexity import deactivation_ppl, write_ppl_tables
 from mwork.runlog import setup_rule_logging
+from mwork.settings import ModelSpec, PerplexitySettings
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-p, spec, langs = snakemake.params.settings, snakemake.params.model_spec, snakemake.params.langs
-setup_rule_logging(snakemake.log[0], model=snakemake.wildcards.model, settings=p)
-long = deactivation_ppl(
-    snakemake.params.model_ref,
-    dict(zip(langs, snakemake.input.neurons)),
-    dict(zip(langs, snakemake.input.heldout)),
-    n1=spec["n1"], n2=spec["n2"], seeds=p.get("seeds", [0]), n_texts=p.get("n_texts", 200),
-    max_tokens=p.get("max_tokens", 256), dtype=spec.get("dtype", "float32"),
+settings = PerplexitySettings.from_mapping(snakemake.params.settings)
+langs, detector = snakemake.params.langs, snakemake.params.detector
+setup_rule_logging(
+    snakemake.log[0], model=snakemake.wildcards.model, detector=detector, settings=settings
 )
-write_ppl_tables(long, snakemake.output.table, snakemake.output.summary)
+long = deactivation_ppl(
+    ModelSpec.from_mapping(snakemake.params.model),
+    dict(zip(langs, snakemake.input.neurons, strict=True)),
+    dict(zip(langs, snakemake.input.heldout, strict=True)),
+    settings,
+    detector=detector,
+)
+write_ppl_tables(long, snakemake.output.table, snakemake.output.summary, detector=detector)

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
 
 setup_rule_logging(snakemake.log[0], figure="english_ratio", tables=list(snakemake.input.tables))
 plot_lens_figure(
-    list(snakemake.input.tables), snakemake.output.pdf, "english_ratio",
-    drop_layer0=snakemake.params.drop_layer0, langs=snakemake.params.langs,
+    list(snakemake.input.tables),
+    snakemake.output.pdf,
+    "english_ratio",
+    drop_layer0=snakemake.params.drop_layer0,
+    langs=snakemake.params.langs,
 )

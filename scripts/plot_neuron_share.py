@@ -8,5 +8,7 @@ from mwork.runlog import setup_rule_logging
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-setup_rule_logging(snakemake.log[0], figure="neuron_share", summaries=list(snakemake.input.summaries))
+setup_rule_logging(
+    snakemake.log[0], figure="neuron_share", summaries=list(snakemake.input.summaries)
+)
 plot_neuron_figure(list(snakemake.input.summaries), snakemake.output.pdf, "share")

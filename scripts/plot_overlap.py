@@ -8,8 +8,12 @@ from mwork.runlog import setup_rule_logging
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-setup_rule_logging(snakemake.log[0], figure=snakemake.wildcards.overlap_fig, pairs=snakemake.params.pairs)
+setup_rule_logging(
+    snakemake.log[0], figure=snakemake.wildcards.overlap_fig, pairs=snakemake.params.pairs
+)
 plot_overlap_figure(
-    list(snakemake.input.neurons), [tuple(p) for p in snakemake.params.pairs],
-    snakemake.output.pdf, snakemake.output.table,
+    list(snakemake.input.neurons),
+    [tuple(p) for p in snakemake.params.pairs],
+    snakemake.output.pdf,
+    snakemake.output.table,
 )

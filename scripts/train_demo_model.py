@@ -9,7 +9,9 @@ import logging
 import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (injected by Snakemake)
-logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+logging.basicConfig(
+    level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+)
 
 from mwork.demo.train import train_demo_model  # noqa: E402
 

@@ -9,8 +9,18 @@ per decoder layer, each an index space of "units":
     attn_v  n_kv * head_dim      output dim of W_V, shared by a GQA group of query heads
 
 Everything else (PLND capture, masking, fine-tuning masks, tests) asks the adapter, never the
-model's module paths directly. Supported families: Llama (Vicuna, Chinese-Llama, Llama-3),
-Mistral, Qwen2 (q/k/v biases), Gemma-2 (soft-capping, sliding window), BLOOM (fused QKV, ALiBi).
+model's module paths directly. Supported families (`config.model_type`): Llama (Vicuna,
+Chinese-Llama, Llama-3.x with its rope scaling), Mistral (Mistral-Nemo's explicit head_dim),
+Qwen2/Qwen2.5 (q/k/v biases), Gemma (GeGLU), Gemma-2 (soft-capping, sliding window), Gemma-3
+(`gemma3_text`: interleaved sliding/global layers, per-head q/k RMSNorm with weight 1+w), Qwen3
+(per-head q/k RMSNorm), OLMo-2 (q/k RMSNorm over the whole projection), Phi-3 (fused `qkv_proj`
+and `gate_up_proj`: units index slices of the fused matrices, see `unit_layout`), BLOOM (fused
+QKV, ALiBi).
+
+Q/K RMSNorm (Qwen3, Gemma-3, OLMo-2): a unit is still a row of W_Q/W_K (the raw projection dim,
+*before* the norm); `project_qk` returns raw projections and `geometry` describes the norm
+(`QKNorm`), so zeroing that row is scored exactly (mwork.qknorm). Masking the raw output column
+equals zeroing the row because the norm maps 0 to 0 (and rescales the rest as the real model does).
 """
 
 from __future__ import annotations
@@ -35,11 +45,13 @@ class ParamSlice:
         param: the weight or bias tensor.
         dim: the dimension along which units index `param` (0 = rows/bias entries, 1 = columns).
         index: [n_units] int64, position along `dim` of each unit.
+        gate: the slice is part of W_gate (the released code never fine-tunes it).
     """
 
     param: nn.Parameter
     dim: int
     index: torch.Tensor
+    gate: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,27 @@ class OutputSite:
     index: torch.Tensor  # [n_units] int64 positions in the module output's last dim
 
 
+@dataclass(frozen=True)
+class QKNorm:
+    """RMSNorm applied to raw queries and keys before RoPE (Qwen3, Gemma-3, OLMo-2).
+
+    HF's RMSNorm: y = g ⊙ x / sqrt(mean(x²) + eps), the mean over the normalised group.
+
+    Attributes:
+        q_gain: effective multiplier g of the query norm: [head_dim] per head, or
+            [n_heads*head_dim] over the whole projection (Gemma-3: 1 + weight).
+        k_gain: the same for keys ([head_dim] or [n_kv*head_dim]).
+        eps: the variance epsilon.
+        per_head: True when each head's head_dim dims are normalised separately (Qwen3,
+            Gemma-3), False when the whole projection is (OLMo-2).
+    """
+
+    q_gain: torch.Tensor
+    k_gain: torch.Tensor
+    eps: float
+    per_head: bool
+
+
 @dataclass
 class AttnGeometry:
     """Everything besides q/k needed to rebuild one layer's attention probabilities.
@@ -63,6 +96,8 @@ class AttnGeometry:
         allowed: [b, 1, l, l] bool, True where query t may attend key s (causal, padding, window).
         scaling: multiplier on q·k (1/sqrt(d) or the model's own).
         softcap: Gemma-2 logit soft-capping constant, or None.
+        qk_norm: the RMSNorm on raw queries/keys (then q_pre/k_pre are the raw projections), or
+            None.
     """
 
     cos: torch.Tensor | None
@@ -71,6 +106,7 @@ class AttnGeometry:
     allowed: torch.Tensor
     scaling: float
     softcap: float | None
+    qk_norm: QKNorm | None = None
 
 
 def attention_allowed(token_mask: torch.Tensor, window: int | None) -> torch.Tensor:
@@ -83,8 +119,8 @@ def attention_allowed(token_mask: torch.Tensor, window: int | None) -> torch.Ten
     Returns:
         [b, 1, l, l] bool.
     """
-    l = token_mask.shape[1]
-    pos = torch.arange(l, device=token_mask.device)
+    seq = token_mask.shape[1]
+    pos = torch.arange(seq, device=token_mask.device)
     allowed = pos[None, :] <= pos[:, None]  # [l(t), l(s)]
     if window is not None:
         allowed = allowed & (pos[:, None] - pos[None, :] < window)
@@ -132,6 +168,11 @@ class ModelAdapter:
         """W_O of layer i; its input is the per-head attention output [b, l, n_heads*head_dim]."""
         return self.attention(i).o_proj
 
+    def ffn_activation(self, i: int) -> nn.Module:
+        """The FFN's gate non-linearity of layer i; its output [b, l, d_ffn] is act(W_gate x)
+        (LAPE's activation; GELU(W_up x) for non-gated FFNs). One module per layer."""
+        return self.mlp(i).act_fn
+
     def final_norm(self) -> nn.Module:
         """Final norm before the LM head (used by the logit lens)."""
         return self.model.model.norm
@@ -155,6 +196,19 @@ class ModelAdapter:
         """Units per layer for every component."""
         return {c: self.n_units(c) for c in COMPONENTS}
 
+    def unit_layout(self) -> dict[str, str]:
+        """Where each component's unit u lives in the weights, in words (neuron-file metadata)."""
+        return {
+            "ffn": "row u of mlp.gate_proj and mlp.up_proj (+bias), column u of mlp.down_proj",
+            "attn_q": "row u of self_attn.q_proj (+bias); head u // head_dim, pre-RoPE",
+            "attn_k": "row u of self_attn.k_proj (+bias); kv head u // head_dim, pre-RoPE",
+            "attn_v": "row u of self_attn.v_proj (+bias); kv head u // head_dim",
+        }
+
+    def up_output(self, i: int, output: torch.Tensor) -> torch.Tensor:
+        """W_up x [b, l, d_ffn] from the output of `up_proj(i)` (a fused module holds more)."""
+        return output
+
     def output_site(self, i: int, component: str) -> OutputSite:
         """Where a q/k/v unit appears as a projection output column (for masking)."""
         attn = self.attention(i)
@@ -165,9 +219,10 @@ class ModelAdapter:
         """Every parameter slice that belongs to a unit ("all parameters of the neuron", §4.1)."""
         if component == "ffn":
             mlp, ar = self.mlp(i), torch.arange(self.d_ffn)
-            rows = [m for m in (getattr(mlp, "gate_proj", None), self.up_proj(i)) if m is not None]
-            out = [ParamSlice(m.weight, 0, ar) for m in rows]
-            out += [ParamSlice(m.bias, 0, ar) for m in rows if m.bias is not None]
+            gate = getattr(mlp, "gate_proj", None)
+            rows = [m for m in (gate, self.up_proj(i)) if m is not None]
+            out = [ParamSlice(m.weight, 0, ar, m is gate) for m in rows]
+            out += [ParamSlice(m.bias, 0, ar, m is gate) for m in rows if m.bias is not None]
             return out + [ParamSlice(self.down_proj(i).weight, 1, ar)]
         site = self.output_site(i, component)
         lin = site.module
@@ -187,9 +242,9 @@ class ModelAdapter:
             q [b, n_heads, l, head_dim], k [b, n_kv, l, head_dim].
         """
         attn = self.attention(i)
-        b, l, _ = hidden.shape
-        q = attn.q_proj(hidden).view(b, l, self.n_heads, self.head_dim).transpose(1, 2)
-        k = attn.k_proj(hidden).view(b, l, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        b, seq, _ = hidden.shape
+        q = attn.q_proj(hidden).view(b, seq, self.n_heads, self.head_dim).transpose(1, 2)
+        k = attn.k_proj(hidden).view(b, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
         return q, k
 
     def sliding_window(self, i: int) -> int | None:
@@ -199,12 +254,16 @@ class ModelAdapter:
             return attn.sliding_window
         return getattr(self.config, "sliding_window", None)
 
-    def geometry(
-        self, i: int, kwargs: dict[str, Any], token_mask: torch.Tensor
-    ) -> AttnGeometry:
+    def geometry(self, i: int, kwargs: dict[str, Any], token_mask: torch.Tensor) -> AttnGeometry:
         """Attention geometry of layer i from the kwargs its attention module was called with."""
         attn = self.attention(i)
         cos, sin = kwargs["position_embeddings"]
+        if cos.shape[-1] != self.head_dim:
+            raise MworkError(
+                f"partial rotary embedding ({cos.shape[-1]} of {self.head_dim} head dims) in the "
+                f"{self.family} model is not supported by Q/K importance",
+                "use a model with full rotary embeddings, or detect only ffn and attn_v",
+            )
         return AttnGeometry(
             cos=cos,
             sin=sin,
@@ -212,7 +271,110 @@ class ModelAdapter:
             allowed=attention_allowed(token_mask, self.sliding_window(i)),
             scaling=float(attn.scaling),
             softcap=getattr(attn, "attn_logit_softcapping", None),
+            qk_norm=self.qk_norm(i),
         )
+
+    def qk_norm(self, i: int) -> QKNorm | None:
+        """The RMSNorm on layer i's raw queries and keys, or None (no Q/K norm)."""
+        return None
+
+
+class QKNormAdapter(ModelAdapter):
+    """Llama layout + RMSNorm on raw q/k: `q_norm`/`k_norm` per head (Qwen3) or whole (OLMo-2).
+
+    `project_qk` (inherited) returns the raw projections; `geometry` adds the norm.
+    """
+
+    per_head = True
+    gain_offset = 0.0  # Gemma-3 scales by (1 + weight)
+
+    def qk_norm(self, i: int) -> QKNorm:
+        attn = self.attention(i)
+        qn, kn = attn.q_norm, attn.k_norm
+        eps = getattr(qn, "variance_epsilon", None)
+        eps = getattr(qn, "eps", None) if eps is None else eps
+        return QKNorm(
+            q_gain=qn.weight.detach() + self.gain_offset,
+            k_gain=kn.weight.detach() + self.gain_offset,
+            eps=float(eps),
+            per_head=self.per_head,
+        )
+
+    def unit_layout(self) -> dict[str, str]:
+        out = super().unit_layout()
+        where = "per head" if self.per_head else "over the whole projection"
+        for c in ("attn_q", "attn_k"):
+            out[c] += f", before the q/k RMSNorm ({where})"
+        return out
+
+
+class Olmo2Adapter(QKNormAdapter):
+    """OLMo-2: q/k RMSNorm over all heads' dims together; norms after (not before) sub-layers."""
+
+    per_head = False
+
+
+class Gemma3Adapter(QKNormAdapter):
+    """Gemma-3 text (`gemma3_text`): per-head q/k RMSNorm with gain 1 + weight, interleaved
+    sliding-window and global layers (each attention module knows its own window and RoPE
+    tables arrive per layer type), scaling query_pre_attn_scalar^-1/2."""
+
+    gain_offset = 1.0
+
+
+class Phi3Adapter(ModelAdapter):
+    """Phi-3: fused `qkv_proj` (rows [q | k | v]) and `gate_up_proj` (rows [gate | up]).
+
+    Units index slices of the fused matrices (see `unit_layout`): FFN unit k is row k (gate) and
+    row d_ffn + k (up) of gate_up_proj and column k of down_proj; attn_q unit u is row u of
+    qkv_proj, attn_k unit u row n_heads*head_dim + u, attn_v unit u row (n_heads + n_kv)*head_dim
+    + u.
+    """
+
+    def _offset(self, component: str) -> int:
+        q, kv = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        return {"attn_q": 0, "attn_k": q, "attn_v": q + kv}[component]
+
+    def up_proj(self, i: int) -> nn.Linear:
+        return self.mlp(i).gate_up_proj
+
+    def up_output(self, i: int, output: torch.Tensor) -> torch.Tensor:
+        return output[..., self.d_ffn :]
+
+    def ffn_activation(self, i: int) -> nn.Module:
+        return self.mlp(i).activation_fn
+
+    def unit_layout(self) -> dict[str, str]:
+        q, kv, f = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.d_ffn
+        return {
+            "ffn": f"rows u (gate) and {f} + u (up) of mlp.gate_up_proj, column u of mlp.down_proj",
+            "attn_q": "row u of self_attn.qkv_proj (q slice 0..); head u // head_dim, pre-RoPE",
+            "attn_k": f"row {q} + u of self_attn.qkv_proj (k slice); kv head u // head_dim",
+            "attn_v": f"row {q + kv} + u of self_attn.qkv_proj (v slice); kv head u // head_dim",
+        }
+
+    def output_site(self, i: int, component: str) -> OutputSite:
+        index = self._offset(component) + torch.arange(self.n_units(component))
+        return OutputSite(self.attention(i).qkv_proj, index)
+
+    def neuron_slices(self, i: int, component: str) -> list[ParamSlice]:
+        if component == "ffn":
+            ar = torch.arange(self.d_ffn)
+            fused = self.mlp(i).gate_up_proj.weight
+            return [
+                ParamSlice(fused, 0, ar, gate=True),
+                ParamSlice(fused, 0, self.d_ffn + ar),
+                ParamSlice(self.down_proj(i).weight, 1, ar),
+            ]
+        return super().neuron_slices(i, component)
+
+    def project_qk(self, i: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, seq, _ = hidden.shape
+        qkv = self.attention(i).qkv_proj(hidden)
+        q_end, kv = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        q = qkv[..., :q_end].reshape(b, seq, self.n_heads, self.head_dim).transpose(1, 2)
+        k = qkv[..., q_end : q_end + kv].reshape(b, seq, self.n_kv_heads, self.head_dim)
+        return q, k.transpose(1, 2)
 
 
 class BloomAdapter(ModelAdapter):
@@ -244,8 +406,21 @@ class BloomAdapter(ModelAdapter):
     def o_proj(self, i: int) -> nn.Linear:
         return self.attention(i).dense
 
+    def ffn_activation(self, i: int) -> nn.Module:
+        return self.mlp(i).gelu_impl
+
     def final_norm(self) -> nn.Module:
         return self.model.transformer.ln_f
+
+    def unit_layout(self) -> dict[str, str]:
+        d = self.head_dim
+        return {
+            "ffn": "row u of mlp.dense_h_to_4h (+bias), column u of mlp.dense_4h_to_h",
+            "attn_q": f"row (u // {d})*{3 * d} + u % {d} of self_attention.query_key_value",
+            "attn_k": f"row (u // {d})*{3 * d} + {d} + u % {d} of self_attention.query_key_value",
+            "attn_v": f"row (u // {d})*{3 * d} + {2 * d} + u % {d} of "
+            "self_attention.query_key_value",
+        }
 
     def output_site(self, i: int, component: str) -> OutputSite:
         # fused row of (head h, part c, dim j) = h*3*d + c*d + j  (BloomAttention._reshape)
@@ -256,16 +431,16 @@ class BloomAdapter(ModelAdapter):
         return OutputSite(self.attention(i).query_key_value, index)
 
     def project_qk(self, i: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, l, _ = hidden.shape
-        fused = self.attention(i).query_key_value(hidden).view(b, l, self.n_heads, 3, self.head_dim)
+        b, seq, _ = hidden.shape
+        fused = (
+            self.attention(i).query_key_value(hidden).view(b, seq, self.n_heads, 3, self.head_dim)
+        )
         return fused[..., 0, :].transpose(1, 2), fused[..., 1, :].transpose(1, 2)
 
     def sliding_window(self, i: int) -> int | None:
         return None
 
-    def geometry(
-        self, i: int, kwargs: dict[str, Any], token_mask: torch.Tensor
-    ) -> AttnGeometry:
+    def geometry(self, i: int, kwargs: dict[str, Any], token_mask: torch.Tensor) -> AttnGeometry:
         alibi = kwargs["alibi"]  # [b*n_heads, 1, l]
         b = token_mask.shape[0]
         return AttnGeometry(
@@ -282,7 +457,12 @@ ADAPTERS: dict[str, type[ModelAdapter]] = {
     "llama": ModelAdapter,
     "mistral": ModelAdapter,
     "qwen2": ModelAdapter,
+    "gemma": ModelAdapter,
     "gemma2": ModelAdapter,
+    "gemma3_text": Gemma3Adapter,
+    "qwen3": QKNormAdapter,
+    "olmo2": Olmo2Adapter,
+    "phi3": Phi3Adapter,
     "bloom": BloomAdapter,
 }
 

@@ -1,16 +1,19 @@
 """Atomic file writes: nothing half-written is ever left at an output path.
 
-Every file mwork writes goes through `atomic_path`: a temp file in the destination folder, made
-world-readable like a normal file, renamed onto the destination only when writing succeeded.
+Every file mwork writes goes through this module (`atomic_path` and the typed writers built on
+it): a temp file in the destination folder, made world-readable like a normal file, renamed onto
+the destination only when writing succeeded.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -18,7 +21,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp"
+    )
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -41,3 +46,22 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write UTF-8 `text` to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write `data` as indented UTF-8 JSON (NaN refused) atomically."""
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False) + "\n")
+
+
+def write_jsonl(
+    path: str | Path, rows: Iterable[Mapping[str, Any]], sort_keys: bool = False
+) -> None:
+    """Write rows as JSON Lines (UTF-8, one object per line) atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, sort_keys=sort_keys) + "\n")
+
+
+def write_csv(path: str | Path, table: Any) -> None:
+    """Write a pandas DataFrame as CSV (full precision, no index) atomically."""
+    atomic_write_text(path, table.to_csv(index=False))

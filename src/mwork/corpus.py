@@ -14,8 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mwork.atomic import atomic_path
+from mwork.atomic import write_jsonl
 from mwork.errors import MworkError
+from mwork.paths import check_input_file
+from mwork.settings import CorpusSettings, schema_field
 
 
 @dataclass(frozen=True)
@@ -33,38 +35,74 @@ class CorpusSource:
     path: str | None = None
     dataset: str | None = None
     config: str | None = None
-    split: str = "train"
-    text_field: str = "text"
+    split: str = schema_field("corpus/sources/split")
+    text_field: str = schema_field("corpus/sources/text_field")
+
+
+def _iter_parquet(path: Path, text_field: str) -> Iterator[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise MworkError(
+            f"corpus {path} is not a readable Parquet file ({reason})", "re-create it or use JSONL"
+        ) from None
+    if text_field not in table.column_names:
+        raise MworkError(
+            f"corpus {path} has no '{text_field}' column (columns: {table.column_names})",
+            "set text_field in config or rename the column",
+        )
+    column = table.column(text_field)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise MworkError(
+            f"corpus {path}: column '{text_field}' holds {column.type}, not strings",
+            "store the documents as a string column",
+        )
+    yield from (t for t in column.to_pylist() if t)
 
 
 def iter_local(path: str | Path, text_field: str = "text") -> Iterator[str]:
-    """Documents of a local JSONL/JSON-lines or Parquet file, validated line by line."""
-    path = Path(path)
-    if not path.is_file():
-        raise MworkError(f"corpus file {path} does not exist", "check the path in config (corpus.sources)")
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    """Documents of a local JSONL/JSON-lines or Parquet file, validated line by line.
 
-        table = pq.read_table(path)
-        if text_field not in table.column_names:
-            raise MworkError(f"corpus {path} has no '{text_field}' column (columns: {table.column_names})",
-                             "set text_field in config or rename the column")
-        yield from (t for t in table.column(text_field).to_pylist() if t)
+    JSONL must be UTF-8 (a leading byte-order mark is accepted); a line that is not is an error
+    naming the line.
+    """
+    path = check_input_file(path, "corpus file", "check the path in config (corpus.sources)")
+    if path.suffix == ".parquet":
+        yield from _iter_parquet(path, text_field)
         return
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # UTF-8 byte-order mark (some editors write one)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise MworkError(
+                    f"corpus {path} line {n} is not valid UTF-8 (byte {exc.start + 1} of the line)",
+                    "re-encode the file as UTF-8",
+                ) from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise MworkError(f"corpus {path} line {n} is not valid JSON ({exc.msg})",
-                                 "write one JSON object per line") from None
+                raise MworkError(
+                    f"corpus {path} line {n} is not valid JSON ({exc.msg})",
+                    "write one JSON object per line",
+                ) from None
             if not isinstance(row, dict) or text_field not in row:
-                raise MworkError(f"corpus {path} line {n} has no '{text_field}' field",
-                                 f"each line must be a JSON object with a '{text_field}' string")
+                raise MworkError(
+                    f"corpus {path} line {n} has no '{text_field}' field",
+                    f"each line must be a JSON object with a '{text_field}' string",
+                )
             if not isinstance(row[text_field], str):
-                raise MworkError(f"corpus {path} line {n}: '{text_field}' is not a string", "fix the corpus")
+                raise MworkError(
+                    f"corpus {path} line {n}: '{text_field}' is not a string", "fix the corpus"
+                )
             yield row[text_field]
 
 
@@ -72,7 +110,9 @@ def read_corpus(path: str | Path) -> list[str]:
     """All documents of a corpus file; a one-line error if it is empty or malformed."""
     docs = [t for t in iter_local(path) if t.strip()]
     if not docs:
-        raise MworkError(f"corpus {path} is empty", "download or generate documents for this language first")
+        raise MworkError(
+            f"corpus {path} is empty", "download or generate documents for this language first"
+        )
     return docs
 
 
@@ -96,7 +136,9 @@ def sample_documents(docs: list[str], n_docs: int | None, seed: int) -> list[str
 def shard_documents(docs: list[str], shard: int, n_shards: int) -> list[str]:
     """Shard `shard` of `n_shards` (round robin), so shards' document counts differ by at most one."""
     if not 0 <= shard < n_shards:
-        raise MworkError(f"shard {shard} is outside 0..{n_shards - 1}", "use --shard I/N with 0 <= I < N")
+        raise MworkError(
+            f"shard {shard} is outside 0..{n_shards - 1}", "use --shard I/N with 0 <= I < N"
+        )
     return docs[shard::n_shards]
 
 
@@ -105,7 +147,9 @@ def iter_hf(source: CorpusSource) -> Iterator[str]:
     import datasets
 
     try:
-        ds = datasets.load_dataset(source.dataset, source.config, split=source.split, streaming=True)
+        ds = datasets.load_dataset(
+            source.dataset, source.config, split=source.split, streaming=True
+        )
     except Exception as exc:  # hub/network errors come in many types
         raise MworkError(
             f"cannot stream {source.dataset} ({source.config}): {type(exc).__name__}: {str(exc).splitlines()[0]}",
@@ -117,9 +161,7 @@ def iter_hf(source: CorpusSource) -> Iterator[str]:
             yield text
 
 
-def build_pool(
-    docs: Iterable[str], pool_size: int, min_chars: int, max_chars: int
-) -> list[str]:
+def build_pool(docs: Iterable[str], pool_size: int, min_chars: int, max_chars: int) -> list[str]:
     """First `pool_size` documents that pass the length caps, exact duplicates dropped.
 
     Documents longer than `max_chars` are cut at the last whitespace before the cap.
@@ -143,26 +185,23 @@ def build_pool(
     return pool
 
 
-def write_jsonl(rows: Iterable[dict], path: str | Path) -> None:
-    """Write JSON lines atomically (temp file in the same folder, then rename)."""
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def prepare_corpus(
-    source: CorpusSource, out: str | Path, pool_size: int, min_chars: int = 200, max_chars: int = 20000
-) -> int:
+def prepare_corpus(source: CorpusSource, out: str | Path, settings: CorpusSettings) -> int:
     """Download (or read) one language's documents into a deduplicated JSONL pool; returns its size."""
+    settings.validate()
+    pool_size, min_chars, max_chars = settings.pool_size, settings.min_chars, settings.max_chars
     if source.path:
         docs = iter_local(source.path, source.text_field)
     elif source.dataset:
         docs = iter_hf(source)
     else:
-        raise MworkError("corpus source has neither 'path' nor 'dataset'", "set one of them in config")
+        raise MworkError(
+            "corpus source has neither 'path' nor 'dataset'", "set one of them in config"
+        )
     pool = build_pool(docs, pool_size, min_chars, max_chars)
     if not pool:
-        raise MworkError(f"no document of {source.path or source.dataset} passes min_chars={min_chars}",
-                         "lower corpus.min_chars or use another source")
-    write_jsonl(({"text": t} for t in pool), out)
+        raise MworkError(
+            f"no document of {source.path or source.dataset} passes min_chars={min_chars}",
+            "lower corpus.min_chars or use another source",
+        )
+    write_jsonl(out, ({"text": t} for t in pool))
     return len(pool)

@@ -10,52 +10,34 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 import mwork
 from mwork.adapters import COMPONENTS, ModelAdapter
+from mwork.corpus import file_sha256, read_corpus, sample_documents, shard_documents
 from mwork.errors import MworkError
-from mwork.neuronset import NeuronSet, select_by_fraction
-from mwork.plnd import IMPORTANCE_MODES, PLNDProbe
+from mwork.languages import check_language
+from mwork.modeling import config_shape, model_fingerprint, read_model_config, resolve_device
+from mwork.neuronset import (
+    NeuronSet,
+    derive_variant,
+    load_neuron_set,
+    merge_neuron_sets,
+    save_neuron_set,
+    select_by_fraction,
+)
+from mwork.neuronstats import summarize_files
+from mwork.plnd import PLNDProbe
+from mwork.settings import DetectionSettings, ModelSpec
 
 log = logging.getLogger(__name__)
 
 # Released README defaults (Mistral-7B: 1000 of 4096 q dims, 2000 of 14336 FFN units).
 REF_TOP_K = {"ffn": (2000, 14336), "attn": (1000, 4096)}
-
-
-@dataclass(frozen=True)
-class DetectSettings:
-    """Detector settings (recorded in the neuron file's metadata).
-
-    Attributes:
-        importance: "paper" (Eq. 5/8 exact) or "released-code" (the official code's proxies).
-        top_k_ffn / top_k_attn: per-document rank cut-off; None = proportional default.
-            top_k_attn counts query dims; k/v (n_kv heads) get k·n_kv/n_heads.
-        epsilon_ffn / epsilon_attn: absolute thresholds; when set they replace top-k.
-        min_fraction: share of documents that must select a neuron (1.0 = every one, Eq. 2).
-        max_tokens: documents are truncated to this many tokens.
-    """
-
-    importance: str = "paper"
-    top_k_ffn: int | None = None
-    top_k_attn: int | None = None
-    epsilon_ffn: float | None = None
-    epsilon_attn: float | None = None
-    min_fraction: float = 1.0
-    max_tokens: int = 512
-    seed: int = 112
-
-    def validate(self) -> None:
-        if self.importance not in IMPORTANCE_MODES:
-            raise MworkError(f"unknown importance '{self.importance}'", f"use one of {', '.join(IMPORTANCE_MODES)}")
-        for name in ("top_k_ffn", "top_k_attn", "max_tokens"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise MworkError(f"{name} must be >= 1 (got {v})", "pass a positive integer")
 
 
 def default_top_k(units: int, kind: str) -> int:
@@ -64,7 +46,7 @@ def default_top_k(units: int, kind: str) -> int:
     return max(1, min(base, round(units * base / ref)))
 
 
-def selection_rule(adapter: ModelAdapter, s: DetectSettings) -> dict[str, tuple[str, float]]:
+def selection_rule(adapter: ModelAdapter, s: DetectionSettings) -> dict[str, tuple[str, float]]:
     """Per component: ("top_k", k) or ("epsilon", ε)."""
     q_units = adapter.n_units("attn_q")
     k_q = s.top_k_attn if s.top_k_attn is not None else default_top_k(q_units, "attn")
@@ -106,8 +88,10 @@ def make_batches(lengths: list[int], batch_size: int, window: int | None) -> lis
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     batches: list[list[int]] = []
     for i in order:
-        if batches and len(batches[-1]) < batch_size and (
-            window is None or lengths[i] - lengths[batches[-1][0]] < window
+        if (
+            batches
+            and len(batches[-1]) < batch_size
+            and (window is None or lengths[i] - lengths[batches[-1][0]] < window)
         ):
             batches[-1].append(i)
         else:
@@ -119,8 +103,7 @@ def detect_neurons(
     adapter: ModelAdapter,
     tokenizer,
     docs: list[str],
-    settings: DetectSettings,
-    batch_size: int = 8,
+    settings: DetectionSettings,
     meta: dict[str, str] | None = None,
     progress: bool = True,
 ) -> NeuronSet:
@@ -130,8 +113,7 @@ def detect_neurons(
         adapter: adapter of the loaded model.
         tokenizer: its tokenizer (right padding is applied here).
         docs: the documents (already sampled/sharded).
-        settings: detector settings.
-        batch_size: documents per forward pass.
+        settings: detector settings (`batch_size` documents per forward pass).
         meta: extra metadata (model, language, corpus_sha256, fingerprint, ...).
     """
     settings.validate()
@@ -139,15 +121,20 @@ def detect_neurons(
         raise MworkError("no documents to run detection on", "check the corpus and --n-docs")
     rule = selection_rule(adapter, settings)
     device = next(adapter.model.parameters()).device
-    encoded = [tokenizer(t, truncation=True, max_length=settings.max_tokens)["input_ids"] for t in docs]
+    encoded = [
+        tokenizer(t, truncation=True, max_length=settings.max_tokens)["input_ids"] for t in docs
+    ]
     encoded = [ids if ids else [tokenizer.eos_token_id or 0] for ids in encoded]
     lengths = [len(ids) for ids in encoded]
     windows = {adapter.sliding_window(i) for i in range(adapter.n_layers)} - {None}
-    batches = make_batches(lengths, batch_size, min(windows) if windows else None)
-    counts = {c: torch.zeros(adapter.n_layers, adapter.n_units(c), dtype=torch.int32, device=device)
-              for c in COMPONENTS}
+    batches = make_batches(lengths, settings.batch_size, min(windows) if windows else None)
+    counts = {
+        c: torch.zeros(adapter.n_layers, adapter.n_units(c), dtype=torch.int32, device=device)
+        for c in COMPONENTS
+    }
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    with PLNDProbe(adapter, COMPONENTS, settings.importance) as probe:
+    budget = None if settings.qk_budget_mb is None else int(settings.qk_budget_mb * 2**20)
+    with PLNDProbe(adapter, COMPONENTS, settings.importance, qk_budget_bytes=budget) as probe:
         for batch in tqdm(batches, desc="PLND", unit="batch", disable=not progress):
             width = max(lengths[i] for i in batch)
             ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -163,6 +150,7 @@ def detect_neurons(
     info = {
         "n_layers": str(adapter.n_layers),
         "units": json.dumps(adapter.unit_counts(), sort_keys=True),
+        "unit_layout": json.dumps(adapter.unit_layout(), sort_keys=True),
         "importance": settings.importance,
         "selection": json.dumps({c: list(r) for c, r in rule.items()}, sort_keys=True),
         "n_docs": str(n_docs),
@@ -176,57 +164,118 @@ def detect_neurons(
     return NeuronSet(select_by_fraction(counts, n_docs, settings.min_fraction), counts, info)
 
 
-def settings_dict(settings: DetectSettings) -> dict:
+def settings_dict(settings: DetectionSettings) -> dict:
     """Settings as a plain dict (for logs)."""
     return asdict(settings)
 
 
+def check_against_config(spec: ModelSpec, settings: DetectionSettings) -> None:
+    """Settings that only make sense for a model of some size, checked from its config alone.
+
+    A top-k of at least the component's unit count selects every unit on every document (100%
+    "language-specific"); a layer count other than the config's is a wrong model or config.
+    """
+    n_layers, units = config_shape(read_model_config(spec.ref, spec.trust_remote_code))
+    if spec.n_layers is not None and spec.n_layers != n_layers:
+        raise MworkError(
+            f"config says {spec.label} has {spec.n_layers} layers but the model has {n_layers}",
+            "fix models.<alias>.n_layers in the config",
+        )
+    top_k = (
+        ("top_k_ffn", "ffn", settings.top_k_ffn),
+        ("top_k_attn", "attn_q", settings.top_k_attn),
+    )
+    for name, comp, k in top_k:
+        if k is not None and k >= units[comp]:
+            raise MworkError(
+                f"{name}={k} is not below the model's {units[comp]} {comp} units per layer "
+                "(every unit would be selected on every document)",
+                f"use a {name} below {units[comp]} (or unset: the proportional default)",
+            )
+
+
 def detect_to_file(
-    model: str,
-    corpus: str,
+    spec: ModelSpec,
+    corpus: str | Path,
     lang: str,
-    out: str,
-    settings: DetectSettings,
-    n_docs: int | None = 1000,
-    batch_size: int = 8,
-    device: str = "auto",
-    dtype: str = "auto",
+    out: str | Path,
+    settings: DetectionSettings,
     shard: tuple[int, int] = (0, 1),
-    trust_remote_code: bool = False,
-    model_name: str | None = None,
-    expect_layers: int | None = None,
+    device: str = "auto",
 ) -> NeuronSet:
     """Load model + corpus, sample documents by seed, detect, write the neuron file atomically.
 
-    `expect_layers` (the config's n_layers) is checked against the loaded model.
+    Args:
+        spec: the model (its `n_layers`, when set, is checked against the loaded model).
+        corpus: JSONL/Parquet corpus of `lang`.
+        lang: language code.
+        out: output neuron file (.safetensors).
+        settings: detector settings (`n_docs` documents sampled by `seed`).
+        shard: (i, n): score only document shard i of n (merged later by `merge_shards_to_file`).
+        device: "auto", "cpu", "cuda", "cuda:1", ...
     """
-    from mwork.corpus import file_sha256, read_corpus, sample_documents, shard_documents
-    from mwork.languages import check_language
-    from mwork.modeling import load_model, model_fingerprint
-    from mwork.neuronset import save_neuron_set
-
     check_language(lang)
     settings.validate()
+    resolve_device(device)
+    check_against_config(spec, settings)  # config.json only: settings vs the model's sizes
     docs = read_corpus(corpus)  # validate the corpus before paying for the model load
-    docs = shard_documents(sample_documents(docs, n_docs, settings.seed), *shard)
+    docs = shard_documents(sample_documents(docs, settings.n_docs, settings.seed), *shard)
     torch.manual_seed(settings.seed)
-    hf_model, tokenizer, adapter = load_model(model, dtype, device, trust_remote_code)
-    if expect_layers is not None and expect_layers != adapter.n_layers:
-        raise MworkError(f"config says {model_name or model} has {expect_layers} layers but the model has "
-                         f"{adapter.n_layers}", "fix models.<alias>.n_layers in the config")
-    log.info("model %s (%s, %d layers, units %s); %d documents of %s; settings %s",
-             model, adapter.family, adapter.n_layers, adapter.unit_counts(), len(docs), lang,
-             settings_dict(settings))
+    hf_model, tokenizer, adapter = spec.load(device)
+    log.info(
+        "model %s (%s, %d layers, units %s); %d documents of %s; settings %s",
+        spec.ref,
+        adapter.family,
+        adapter.n_layers,
+        adapter.unit_counts(),
+        len(docs),
+        lang,
+        settings_dict(settings),
+    )
     meta = {
-        "model": model_name or model,
+        "model": spec.label,
         "model_fingerprint": model_fingerprint(hf_model),
         "language": lang,
         "corpus_sha256": file_sha256(corpus),
     }
     if shard[1] > 1:
         meta["shard"] = f"{shard[0]}/{shard[1]}"
-    ns = detect_neurons(adapter, tokenizer, docs, settings, batch_size, meta)
+    ns = detect_neurons(adapter, tokenizer, docs, settings, meta)
     save_neuron_set(ns, out)
-    log.info("wrote %s: %d language-specific neurons (%.4f%% of %d)", out, ns.count(),
-             100 * ns.count() / ns.total_units(), ns.total_units())
+    log.info(
+        "wrote %s: %d language-specific neurons (%.4f%% of %d)",
+        out,
+        ns.count(),
+        100 * ns.count() / ns.total_units(),
+        ns.total_units(),
+    )
     return ns
+
+
+def merge_shards_to_file(shards: list[str | Path], out: str | Path) -> NeuronSet:
+    """Merge the document shards of one (model, language) into its neuron file."""
+    merged = merge_neuron_sets([load_neuron_set(p) for p in shards])
+    save_neuron_set(merged, out)
+    log.info("%d documents, %d language-specific neurons", merged.n_docs, merged.count())
+    return merged
+
+
+def derive_variant_to_file(
+    neurons: str | Path, others: list[str | Path], variant: str, out: str | Path
+) -> NeuronSet:
+    """App. E variant: `minus-en` (N_L minus N_en) or `minus-shared` (minus the overlap of all)."""
+    ns = load_neuron_set(neurons)
+    derived = derive_variant(
+        ns,
+        [load_neuron_set(p) for p in others],
+        all_overlap=(variant == "minus-shared"),
+        variant=variant,
+    )
+    save_neuron_set(derived, out)
+    log.info("%s: %d -> %d neurons", variant, ns.count(), derived.count())
+    return derived
+
+
+def summarize_to_file(neuron_files: list[str | Path], out: str | Path) -> None:
+    """Tidy per-layer counts of every neuron file of a model (summary.csv)."""
+    summarize_files([str(p) for p in neuron_files], out)

@@ -1,205 +1,235 @@
-"""Evaluate an in-memory (possibly masked) model on the mwork lm-eval tasks.
+"""Evaluation runs (paper §3, Tables 1-5, 11-17): score tasks with one language's neurons masked.
 
-`evaluate_tasks` writes the concrete task YAMLs (mwork.tasks), wraps the model object in lm-eval's
-HFLM (batch size set there: simple_evaluate ignores it for model objects), enters the optional
-intervention context (e.g. neuron masking hooks) around the whole lm-eval run, and writes one JSON
-with the aggregate metrics and the per-item scores of every task (for bootstrap CIs). lm-eval's
-answer cache is off by default: its key ignores the model, so masked and unmasked runs would
-share answers; pass a distinct `cache_path` per condition if you want one.
+The runner behind rules/evaluate.smk. One run = (model, run label, mask language L, task specs):
+the model is loaded once, L's language-specific neurons become the condition's selection
+(`mwork.conditions`), and every task spec (English and L, the paper's "En-D" and "L-D") is
+scored inside one masking context (`mwork.mask`) in a single lm-eval call (`mwork.harness`).
+The baseline is the label `none` with mask language `none` (no neuron file, nothing masked).
+A fine-tuned run (`ft_{kind}-{N}`, paper §4) masks nothing: the delta file of L's (kind, N) run
+(`mwork.finetune.delta`) is written into the freshly loaded base model (load it in float32:
+lr-2e-6 changes vanish in bf16), then the same tasks are scored.
+Run labels: `mwork.conditions.RunLabel`. Result JSONs: schema `mwork.scores.RESULT_SCHEMA`, read
+back by `mwork.scores`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
-import tempfile
-from contextlib import AbstractContextManager
+import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mwork.atomic import atomic_write_text
+from mwork.atomic import write_json
+from mwork.conditions import (
+    BASELINE,
+    CountRule,
+    RunLabel,
+    condition_selection,
+    layer_regions,
+    neuron_counts,
+)
 from mwork.errors import MworkError
-from mwork.tasks import TaskSpec, render_task_yaml, write_task_dir
+from mwork.finetune.delta import Delta, apply_delta, load_delta
+from mwork.harness import evaluate_tasks
+from mwork.lmeval_tasks import TaskSpec
+from mwork.mask import mask_neurons
+from mwork.modeling import model_fingerprint
+from mwork.neuronset import load_neuron_set
+from mwork.scores import RESULT_SCHEMA
+from mwork.settings import EvaluationSettings, ModelSpec
 
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
-
-SCHEMA = "mwork.eval/1"
-# The metric the paper reports for each task (lm-eval key "<metric>,<filter>").
-PRIMARY_METRIC = {
-    "mgsm": "acc,none",
-    "xquad": "contains,none",
-    "xcsqa": "acc,none",
-    "xlsum": "rougeL,none",
-}
+log = logging.getLogger(__name__)
 
 
-def _is_oom(err: BaseException) -> bool:
-    import torch
-
-    if isinstance(err, torch.OutOfMemoryError):
-        return True
-    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
-
-
-def _number(value: Any) -> Any:
-    """A JSON-safe plain number (numpy scalars unwrapped, NaN -> None)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _prediction(sample: Mapping[str, Any]) -> str | None:
-    """The raw generated text of a generate_until sample (None for multiple choice)."""
-    try:
-        first = sample["resps"][0][0]
-    except (IndexError, KeyError, TypeError):
-        return None
-    return first if isinstance(first, str) else None
+def _split_outputs(
+    out_json: str | Path | Mapping[str, str | Path], langs: Iterable[str]
+) -> dict[str | None, Path]:
+    """eval_lang -> output path (key None: one file for every language)."""
+    langs = list(dict.fromkeys(langs))
+    if isinstance(out_json, str | Path):
+        return {None: Path(out_json)}
+    outs = {k: Path(v) for k, v in out_json.items()}
+    if set(outs) != set(langs):
+        raise MworkError(
+            f"outputs are given for languages {sorted(outs)} but tasks are in {sorted(langs)}",
+            "give one output per evaluated language",
+        )
+    return outs
 
 
-def collect_items(samples: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per-item scores from lm-eval's logged samples of one task.
-
-    Returns:
-        {"doc_id": [...], "id": [...], "prediction": [...] (raw generations, generation tasks
-        only), "scores": {"<metric>,<filter>": [value per doc_id]}}, ordered by doc_id.
-    """
-    by_doc: dict[int, dict[str, Any]] = {}
-    scores: dict[str, dict[int, Any]] = {}
-    for sample in samples:
-        doc_id = int(sample["doc_id"])
-        if doc_id not in by_doc:
-            doc = sample.get("doc") or {}
-            by_doc[doc_id] = {"id": doc.get("id"), "prediction": _prediction(sample)}
-        for metric in sample.get("metrics", []):
-            scores.setdefault(f"{metric},{sample['filter']}", {})[doc_id] = _number(sample[metric])
-    doc_ids = sorted(by_doc)
-    items: dict[str, Any] = {"doc_id": doc_ids, "id": [by_doc[d]["id"] for d in doc_ids]}
-    predictions = [by_doc[d]["prediction"] for d in doc_ids]
-    if any(p is not None for p in predictions):
-        items["prediction"] = predictions
-    items["scores"] = {k: [v.get(d) for d in doc_ids] for k, v in sorted(scores.items())}
-    return items
-
-
-def _aggregates(task_result: Mapping[str, Any]) -> dict[str, Any]:
-    """Metric values of one task from lm-eval's results (stderr and aliases dropped)."""
-    return {
-        key: _number(value)
-        for key, value in task_result.items()
-        if "," in key and "_stderr," not in key
-    }
+def _check_delta(
+    delta_file: str | Path | None, run: RunLabel, mask_lang: str, spec: ModelSpec
+) -> Delta:
+    """The delta of a fine-tuned run label, checked against the label and language (no model load)."""
+    if delta_file is None:
+        raise MworkError(
+            f"run {run.text} needs the delta file of its fine-tuning", "pass the .delta.safetensors"
+        )
+    delta = load_delta(delta_file)
+    have = (delta.meta.get("language"), delta.mode, delta.meta.get("n_docs"))
+    if have != (mask_lang, run.finetune, str(run.n_docs)):
+        raise MworkError(
+            f"delta file {delta_file} holds a {have[1]} run on {have[2]} {have[0]} documents, "
+            f"but the run is {run.text} for {mask_lang}",
+            "pass the matching delta file",
+        )
+    if spec.dtype in ("bfloat16", "float16"):
+        log.warning(
+            "%s: applying a delta to a %s model rounds most lr-2e-6 changes away; "
+            "evaluate fine-tuned runs on a float32 base (finetune.eval_dtype)",
+            run.text,
+            spec.dtype,
+        )
+    return delta
 
 
-def write_json_atomic(data: Any, path: str | Path) -> None:
-    """Write `data` as indented UTF-8 JSON via a temporary file and an atomic rename."""
-    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False) + "\n")
-
-
-def evaluate_tasks(
-    model: Any,
-    tokenizer: Any,
+def evaluate_run(
+    spec: ModelSpec,
+    label: str,
+    mask_lang: str,
+    neuron_file: str | Path | None,
     task_specs: Iterable[Mapping[str, Any] | TaskSpec],
-    out_json: str | Path | None,
-    batch_size: int = 8,
-    limit: int | None = None,
-    max_gen_toks: int | None = None,
-    intervention: Callable[[], AbstractContextManager[Any]] | None = None,
-    cache_path: str | None = None,
-    hf_cache_dir: str | Path | None = None,
-    max_length: int | None = None,
-) -> dict[str, Any]:
-    """Run lm-eval (simple_evaluate) on `model` for each task spec and collect the results.
+    out_json: str | Path | Mapping[str, str | Path],
+    settings: EvaluationSettings,
+    device: str = "auto",
+) -> dict[str | None, dict[str, Any]]:
+    """Load the model once, mask `mask_lang`'s neurons per `label`, score every task spec.
 
     Args:
-        model: a loaded transformers causal LM (its device is used as is).
-        tokenizer: its tokenizer.
-        task_specs: mappings {task, lang, source, path, prompt_variant, n_samples, seed,
-            hf_dataset, hf_name, max_gen_toks, max_article_chars} (see mwork.tasks.TaskSpec).
-        out_json: where to write the result JSON (atomically); None writes nothing.
-        batch_size: HFLM batch size.
-        limit: evaluate only the first `limit` items of every task (after sampling).
-        max_gen_toks: override the generation length of every generation task.
-        intervention: factory of a context manager entered around the whole lm-eval run,
-            e.g. `lambda: mask_neurons(model, neurons)`.
-        cache_path: lm-eval answer cache prefix; None (default) disables it. Use one per
-            model x mask condition: the cache key ignores the model.
-        hf_cache_dir: HF datasets cache directory for the task data (None: datasets default).
-        max_length: HFLM context length (None: taken from the model/tokenizer).
+        spec: the model; its n1/n2 are the default layer split (labels may override them).
+        label: run label (`mwork.conditions.RunLabel`), "none" for the unmasked baseline.
+        mask_lang: language whose neurons are deactivated ("none" for the baseline).
+        neuron_file: `mask_lang`'s neuron file (variant file for `.minus-*` labels); None for "none";
+            for a fine-tuned label (`ft_{kind}-{N}`) the delta file of that run.
+        task_specs: `mwork.lmeval_tasks.TaskSpec` mappings, typically English and `mask_lang`.
+        out_json: one path for all tasks, or {eval_lang: path} (one file per evaluated language).
+        settings: lm-eval batch size, item limit, generation length, mask mode.
+        device: "auto", "cpu", "cuda", ...
 
     Returns:
-        The JSON content: {"schema", "lm_eval_version", "settings", "tasks": {name: {"spec",
-        "primary_metric", "metrics", "n", "items", "task_yaml"}}}.
+        {eval_lang or None: JSON content} of the files written. Each JSON holds the run
+        (model, condition, label, variant, seed, mask_lang, eval_langs, n1, n2, neuron counts) and
+        `mwork.harness.evaluate_tasks`' lm_eval_version, settings and tasks.
 
     Raises:
-        MworkError: bad task specs, or CUDA out of memory (with a smaller batch size to try).
+        MworkError: bad label, neuron file of another model/language/variant, or layer mismatch.
     """
-    import lm_eval
-    from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
-
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise MworkError(f"limit must be a positive integer or None, got {limit!r}")
-    with tempfile.TemporaryDirectory(prefix="mwork_tasks_") as run_dir:
-        specs = write_task_dir(task_specs, run_dir, cache_dir=hf_cache_dir)
-        lm_kwargs: dict[str, Any] = {"batch_size": batch_size}
-        if max_length is not None:
-            lm_kwargs["max_length"] = max_length
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, **lm_kwargs)
-        manager = TaskManager(include_path=run_dir, include_defaults=False)
-        gen_kwargs = {"max_gen_toks": max_gen_toks} if max_gen_toks else None
-        guard = intervention() if intervention is not None else contextlib.nullcontext()
-        try:
-            with guard:
-                res = simple_evaluate(
-                    model=lm,
-                    tasks=list(specs),
-                    task_manager=manager,
-                    limit=limit,
-                    num_fewshot=None,
-                    gen_kwargs=gen_kwargs,
-                    log_samples=True,
-                    bootstrap_iters=0,
-                    use_cache=cache_path,
-                )
-        except Exception as err:
-            if _is_oom(err):
-                raise MworkError(
-                    f"CUDA out of memory while evaluating {', '.join(specs)} "
-                    f"with batch_size={batch_size}",
-                    f"rerun with a smaller batch size (e.g. {max(1, batch_size // 2)})",
-                ) from err
-            raise
-    if res is None:  # non-zero ranks of a distributed run
-        return {}
-    tasks: dict[str, Any] = {}
-    for name, spec in specs.items():
-        items = collect_items(res["samples"].get(name, []))
-        tasks[name] = {
-            "spec": spec.to_dict(),
-            "primary_metric": PRIMARY_METRIC[spec.task],
-            "metrics": _aggregates(res["results"].get(name, {})),
-            "n": len(items["doc_id"]),
-            "items": items,
-            "task_yaml": render_task_yaml(spec),
-        }
-    result = {
-        "schema": SCHEMA,
-        "lm_eval_version": lm_eval.__version__,
-        "settings": {
-            "batch_size": batch_size,
-            "limit": limit,
-            "max_gen_toks": max_gen_toks,
-            "intervention": intervention is not None,
-            "cache": cache_path is not None,
-        },
-        "tasks": tasks,
+    run = RunLabel.parse(label)
+    count = CountRule.from_settings(settings)  # checked before the model load
+    specs = [TaskSpec.from_config(s) for s in task_specs]
+    if not specs:
+        raise MworkError("no task specs given", "list at least one {task, lang}")
+    outs = _split_outputs(out_json, (s.lang for s in specs))
+    if run.is_baseline != (mask_lang == BASELINE) or (not run.is_baseline and neuron_file is None):
+        raise MworkError(
+            f"condition {label!r} with mask language {mask_lang!r}",
+            "the baseline is condition 'none' with mask_lang 'none'; other conditions need a neuron file",
+        )
+    n1, n2 = (spec.n1, spec.n2) if run.is_baseline or run.is_finetuned else spec.split()
+    delta = _check_delta(neuron_file, run, mask_lang, spec) if run.is_finetuned else None
+    if not run.is_baseline and delta is None:  # cheap checks before paying for the model load
+        meta = load_neuron_set(neuron_file).meta
+        file_lang, file_variant = meta.get("language"), meta.get("variant", "all")
+        if file_lang != mask_lang or file_variant != run.variant:
+            raise MworkError(
+                f"neuron file {neuron_file} holds {file_lang}/{file_variant} neurons, "
+                f"but the run masks {mask_lang}/{run.variant}",
+                "pass the matching neuron file",
+            )
+    model, tokenizer, adapter = spec.load(device)
+    fingerprint = model_fingerprint(model)
+    if delta is not None:  # refuses another base model by fingerprint
+        apply_delta(model, delta)
+    eff_n1, eff_n2 = run.layer_split(n1, n2)
+    run_info: dict[str, Any] = {
+        "schema": RESULT_SCHEMA,
+        "model": spec.label,
+        "model_ref": spec.ref,
+        "model_fingerprint": fingerprint,
+        "condition": run.table_condition,
+        "label": run.text,
+        "variant": run.variant,
+        "seed": run.seed,
+        "mask_lang": mask_lang,
+        "n_layers": adapter.n_layers,
+        "n1": eff_n1,
+        "n2": eff_n2,
+        "neuron_file": None if neuron_file is None else str(neuron_file),
     }
-    if out_json is not None:
-        write_json_atomic(result, out_json)
-    return result
+    if delta is not None:
+        run_info["finetune"] = {
+            "kind": run.finetune,
+            "n_docs": run.n_docs,
+            "dtype": spec.dtype,
+            "delta_summary": delta.meta.get("summary", "{}"),
+        }
+    intervention = None
+    if not run.is_baseline and delta is None:
+        ns = load_neuron_set(neuron_file, expect_fingerprint=fingerprint)
+        selection = condition_selection(
+            run.split_condition, ns, adapter.n_layers, n1, n2, run.seed or 0, count=count
+        )
+        run_info["neurons"] = neuron_counts(
+            selection, layer_regions(adapter.n_layers, eff_n1, eff_n2)
+        )
+        run_info["count_rule"] = count.describe()
+
+        def intervention():
+            return mask_neurons(adapter, selection, settings.mask_mode)
+
+        log.info(
+            "%s: masking %d %s neurons of %s (%s)",
+            run.text,
+            run_info["neurons"]["total"],
+            run.variant,
+            mask_lang,
+            run_info["neurons"]["by_region"],
+        )
+    result = evaluate_tasks(
+        model,
+        tokenizer,
+        specs,
+        None,
+        batch_size=settings.batch_size,
+        limit=settings.limit,
+        max_gen_toks=settings.max_gen_toks,
+        intervention=intervention,
+    )
+    written: dict[str | None, dict[str, Any]] = {}
+    for lang, path in outs.items():
+        tasks = {
+            k: v for k, v in result["tasks"].items() if lang is None or v["spec"]["lang"] == lang
+        }
+        eval_langs = sorted({v["spec"]["lang"] for v in tasks.values()})
+        data = {
+            **run_info,
+            "eval_langs": eval_langs,
+            "lm_eval_version": result["lm_eval_version"],
+            "settings": result["settings"],
+            "tasks": tasks,
+        }
+        write_json(path, data)
+        written[lang] = data
+        log.info("wrote %s (%s)", path, ", ".join(f"{k}={v['metrics']}" for k, v in tasks.items()))
+    return written
+
+
+def evaluate_job(
+    model: Mapping[str, Any],
+    label: str,
+    mask_lang: str,
+    neuron_file: str | None,
+    task_specs: list[Mapping[str, Any]],
+    outputs: Mapping[str, str],
+    settings: Mapping[str, Any],
+) -> None:
+    """`evaluate_run` from plain (JSON) values: the entry of the evaluation scripts (`mwork.worker`)."""
+    evaluate_run(
+        ModelSpec.from_mapping(model),
+        label,
+        mask_lang,
+        neuron_file,
+        task_specs,
+        outputs,
+        EvaluationSettings.from_mapping(settings),
+    )

@@ -3,10 +3,26 @@
 from mwork.errors import MworkError
 
 LANGUAGES: dict[str, str] = {
-    "en": "English", "de": "German", "fr": "French", "zh": "Chinese", "es": "Spanish",
-    "ru": "Russian", "vi": "Vietnamese", "th": "Thai", "ar": "Arabic", "sw": "Swahili",
-    "ja": "Japanese", "it": "Italian", "pt": "Portuguese", "id": "Indonesian", "ms": "Malay",
-    "bn": "Bengali", "te": "Telugu", "hi": "Hindi", "ko": "Korean", "tr": "Turkish",
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "zh": "Chinese",
+    "es": "Spanish",
+    "ru": "Russian",
+    "vi": "Vietnamese",
+    "th": "Thai",
+    "ar": "Arabic",
+    "sw": "Swahili",
+    "ja": "Japanese",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "id": "Indonesian",
+    "ms": "Malay",
+    "bn": "Bengali",
+    "te": "Telugu",
+    "hi": "Hindi",
+    "ko": "Korean",
+    "tr": "Turkish",
 }
 
 
@@ -15,3 +31,12 @@ def check_language(code: str) -> str:
     if code not in LANGUAGES:
         raise MworkError(f"unknown language '{code}'", f"use one of {', '.join(sorted(LANGUAGES))}")
     return code
+
+
+# The paper's order (Tables 2-17): its six languages, then the four low-resource ones.
+LANG_ORDER: tuple[str, ...] = ("en", "de", "fr", "zh", "es", "ru", "vi", "th", "ar", "sw")
+
+
+def lang_sort_key(lang: str) -> tuple[int, str]:
+    """Paper order (en, de, fr, zh, es, ru, ...) first, then alphabetical."""
+    return (LANG_ORDER.index(lang), "") if lang in LANG_ORDER else (len(LANG_ORDER), lang)

@@ -35,27 +35,44 @@ import torch
 import yaml
 
 from mwork.adapters import get_adapter
+from mwork.atomic import write_csv
 from mwork.errors import MworkError
 from mwork.lid import TokenLanguageIdentifier
+from mwork.settings import LensSettings, ModelSpec
 
 VARIANTS: tuple[str, ...] = ("released", "released_layer0", "normed")
-LENS_COLUMNS: tuple[str, ...] = ("model", "variant", "prompt_lang", "layer", "lang", "share", "n_identified")
+LENS_COLUMNS: tuple[str, ...] = (
+    "model",
+    "variant",
+    "prompt_lang",
+    "layer",
+    "lang",
+    "share",
+    "n_identified",
+)
 
 
 def load_lens_prompts(path: str | Path | None = None) -> dict[str, list[str]]:
     """Prompts per language from a YAML mapping lang -> list of strings (default: shipped file)."""
-    text = (Path(path).read_text(encoding="utf-8") if path is not None
-            else files("mwork.data").joinpath("lens_prompts.yaml").read_text(encoding="utf-8"))
+    text = (
+        Path(path).read_text(encoding="utf-8")
+        if path is not None
+        else files("mwork.data").joinpath("lens_prompts.yaml").read_text(encoding="utf-8")
+    )
     data = yaml.safe_load(text)
     if not isinstance(data, dict) or not all(
         isinstance(v, list) and v and all(isinstance(p, str) for p in v) for v in data.values()
     ):
-        raise MworkError(f"lens prompt file {path or 'lens_prompts.yaml'} is not a mapping lang -> list of strings",
-                         "write e.g. `de: [\"Wie ...?\"]`")
+        raise MworkError(
+            f"lens prompt file {path or 'lens_prompts.yaml'} is not a mapping lang -> list of strings",
+            'write e.g. `de: ["Wie ...?"]`',
+        )
     return {str(k): list(v) for k, v in data.items()}
 
 
-def lens_input_ids(model: torch.nn.Module, tokenizer, prompt: str, max_new_tokens: int) -> torch.Tensor:
+def lens_input_ids(
+    model: torch.nn.Module, tokenizer, prompt: str, max_new_tokens: int
+) -> torch.Tensor:
     """Token ids whose positions the lens decodes: prompt + greedy continuation minus its last token.
 
     Returns:
@@ -67,8 +84,9 @@ def lens_input_ids(model: torch.nn.Module, tokenizer, prompt: str, max_new_token
         return enc["input_ids"]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
-                             num_beams=1)
+        out = model.generate(
+            **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, num_beams=1
+        )
     seq = out[0] if isinstance(out, torch.Tensor) else out.sequences[0]
     n_new = seq.shape[0] - enc["input_ids"].shape[1]
     return (seq[:-1] if n_new > 0 else seq)[None]
@@ -92,7 +110,9 @@ def layer_top_tokens(
         [n_states, l, top_k] int64 (CPU).
     """
     if variant not in VARIANTS:
-        raise MworkError(f"unknown lens variant {variant!r}", f"choose one of {', '.join(VARIANTS)}")
+        raise MworkError(
+            f"unknown lens variant {variant!r}", f"choose one of {', '.join(VARIANTS)}"
+        )
     stack = torch.stack([h[0] for h in hidden_states])  # [S, l, d]
     if variant == "normed":
         norm = get_adapter(model).final_norm()
@@ -103,7 +123,7 @@ def layer_top_tokens(
     step = max(1, max_elems // (n_states * vocab))
     out = []
     for start in range(0, l, step):
-        logits = head(stack[:, start:start + step])  # [S, chunk, vocab]
+        logits = head(stack[:, start : start + step])  # [S, chunk, vocab]
         out.append(logits.topk(min(top_k, vocab), dim=-1).indices.cpu())
     return torch.cat(out, dim=1)
 
@@ -190,25 +210,35 @@ def run_lens(
     """
     bad = [v for v in variants if v not in VARIANTS]
     if bad or not variants:
-        raise MworkError(f"unknown lens variant(s) {bad or variants}", f"choose from {', '.join(VARIANTS)}")
+        raise MworkError(
+            f"unknown lens variant(s) {bad or variants}", f"choose from {', '.join(VARIANTS)}"
+        )
     lid = lid or TokenLanguageIdentifier(candidates)
     if tuple(lid.candidates) != tuple(dict.fromkeys(candidates)):
-        raise MworkError("the LID candidates differ from the lens candidates",
-                         "build the identifier with the same list")
+        raise MworkError(
+            "the LID candidates differ from the lens candidates",
+            "build the identifier with the same list",
+        )
     languages = TokenLanguages(tokenizer, lid)
     ratios: dict[tuple[str, str], list[np.ndarray]] = {}
     counts: dict[tuple[str, str], np.ndarray] = {}
     computed = sorted({"normed" if v == "normed" else "released" for v in variants})
     for prompt_lang, items in prompts.items():
         for prompt in items:
-            ids = lens_input_ids(model, tokenizer, prompt_template.format(prompt=prompt), max_new_tokens)
+            ids = lens_input_ids(
+                model, tokenizer, prompt_template.format(prompt=prompt), max_new_tokens
+            )
             with torch.no_grad():
                 hidden = model(ids, output_hidden_states=True).hidden_states
                 for variant in computed:
-                    c = layer_language_counts(layer_top_tokens(model, hidden, variant, top_k), languages)
+                    c = layer_language_counts(
+                        layer_top_tokens(model, hidden, variant, top_k), languages
+                    )
                     total = c.sum(axis=1, keepdims=True)
                     with np.errstate(invalid="ignore", divide="ignore"):
-                        ratios.setdefault((variant, prompt_lang), []).append(np.where(total > 0, c / total, np.nan))
+                        ratios.setdefault((variant, prompt_lang), []).append(
+                            np.where(total > 0, c / total, np.nan)
+                        )
                     key = (variant, prompt_lang)
                     counts[key] = counts.get(key, 0) + total[:, 0]
     rows = []
@@ -216,54 +246,78 @@ def run_lens(
         stacked = np.stack(per_prompt)  # [n_prompts, S, n_langs]
         valid = ~np.isnan(stacked[:, :, 0])
         n_valid = valid.sum(axis=0)  # [S]
-        mean = np.where(n_valid[:, None] > 0, np.nansum(stacked, axis=0) / np.maximum(n_valid, 1)[:, None], np.nan)
+        mean = np.where(
+            n_valid[:, None] > 0,
+            np.nansum(stacked, axis=0) / np.maximum(n_valid, 1)[:, None],
+            np.nan,
+        )
         for layer in range(mean.shape[0]):
             for j, lang in enumerate(lid.candidates):
-                rows.append((model_name, variant, prompt_lang, layer, lang, float(mean[layer, j]),
-                             int(counts[(variant, prompt_lang)][layer])))
+                rows.append(
+                    (
+                        model_name,
+                        variant,
+                        prompt_lang,
+                        layer,
+                        lang,
+                        float(mean[layer, j]),
+                        int(counts[(variant, prompt_lang)][layer]),
+                    )
+                )
     frame = pd.DataFrame(rows, columns=list(LENS_COLUMNS))
     parts = []
     for variant in variants:
-        part = frame[frame["variant"] == ("normed" if variant == "normed" else "released")].assign(variant=variant)
+        part = frame[frame["variant"] == ("normed" if variant == "normed" else "released")].assign(
+            variant=variant
+        )
         parts.append(apply_layer0_override(part) if variant == "released_layer0" else part)
     return pd.concat(parts, ignore_index=True)
 
 
 def lens_to_file(
-    model_ref: str,
+    spec: ModelSpec,
     out_csv: str | Path,
     candidates: Sequence[str],
-    variants: Sequence[str] = ("released",),
-    model_name: str | None = None,
-    prompts_path: str | Path | None = None,
-    top_k: int = 10,
-    max_new_tokens: int = 64,
-    lid_backend: str = "lingua",
-    lid_min_prob: float | None = None,
-    prompt_template: str = "{prompt}",
-    dtype: str = "bfloat16",
-    trust_remote_code: bool = False,
+    variants: Sequence[str],
+    settings: LensSettings,
+    device: str = "auto",
 ) -> pd.DataFrame:
     """Load a model, run the lens on every prompt language and write the tidy CSV atomically.
 
     Args:
-        model_ref: local directory or hub id (`mwork.modeling.load_model`).
+        spec: the model.
         out_csv: output path (LENS_COLUMNS).
         candidates: languages tokens may be identified as (e.g. config languages.detect).
-        prompts_path: YAML lang -> prompts; None = the shipped lens_prompts.yaml.
-        (other args: see `run_lens` and `mwork.lid.TokenLanguageIdentifier`.)
+        variants: lens variants (VARIANTS).
+        settings: prompts file (None = the shipped lens_prompts.yaml), top-k, continuation length,
+            prompt template and LID backend (see `run_lens`, `mwork.lid.TokenLanguageIdentifier`).
     """
-    from mwork.modeling import load_model
-    from mwork.tableio import atomic_write_text
-
     log = logging.getLogger("mwork.lens")
-    prompts = load_lens_prompts(prompts_path)
-    lid = TokenLanguageIdentifier(candidates, lid_backend, min_prob=lid_min_prob)
-    model, tokenizer, adapter = load_model(model_ref, dtype=dtype, trust_remote_code=trust_remote_code)
-    log.info("lens: %s (%d layers), variants %s, top_k %d, max_new_tokens %d, LID %s (min_prob %.2f), %d prompts",
-             model_ref, adapter.n_layers, list(variants), top_k, max_new_tokens, lid.backend, lid.min_prob,
-             sum(len(v) for v in prompts.values()))
-    frame = run_lens(model, tokenizer, prompts, candidates, variants, top_k, max_new_tokens, lid,
-                     model_name or str(model_ref), prompt_template)
-    atomic_write_text(out_csv, frame.to_csv(index=False))
+    prompts = load_lens_prompts(settings.prompts)
+    lid = TokenLanguageIdentifier(candidates, settings.lid_backend, min_prob=settings.lid_min_prob)
+    model, tokenizer, adapter = spec.load(device)
+    log.info(
+        "lens: %s (%d layers), variants %s, top_k %d, max_new_tokens %d, LID %s (min_prob %.2f), %d prompts",
+        spec.ref,
+        adapter.n_layers,
+        list(variants),
+        settings.top_k,
+        settings.max_new_tokens,
+        lid.backend,
+        lid.min_prob,
+        sum(len(v) for v in prompts.values()),
+    )
+    frame = run_lens(
+        model,
+        tokenizer,
+        prompts,
+        candidates,
+        variants,
+        settings.top_k,
+        settings.max_new_tokens,
+        lid,
+        spec.label,
+        settings.prompt_template,
+    )
+    write_csv(out_csv, frame)
     return frame

@@ -36,9 +36,17 @@ BACKENDS: tuple[str, ...] = ("lingua", "langid", "cld3")
 DEFAULT_MIN_PROB: dict[str, float] = {"lingua": 0.7, "langid": 0.9, "cld3": 0.5}
 SCRIPT_LANGS: dict[str, str] = {"Han": "zh", "Cyrillic": "ru", "Thai": "th", "Arabic": "ar"}
 _SCRIPT_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("CJK", "Han"), ("LATIN", "Latin"), ("CYRILLIC", "Cyrillic"), ("THAI", "Thai"),
-    ("ARABIC", "Arabic"), ("HIRAGANA", "Kana"), ("KATAKANA", "Kana"), ("HANGUL", "Hangul"),
-    ("GREEK", "Greek"), ("DEVANAGARI", "Devanagari"), ("HEBREW", "Hebrew"),
+    ("CJK", "Han"),
+    ("LATIN", "Latin"),
+    ("CYRILLIC", "Cyrillic"),
+    ("THAI", "Thai"),
+    ("ARABIC", "Arabic"),
+    ("HIRAGANA", "Kana"),
+    ("KATAKANA", "Kana"),
+    ("HANGUL", "Hangul"),
+    ("GREEK", "Greek"),
+    ("DEVANAGARI", "Devanagari"),
+    ("HEBREW", "Hebrew"),
 )
 
 
@@ -63,7 +71,9 @@ def _langid_identifier(candidates: tuple[str, ...]):  # -> langid.langid.Languag
     try:
         from langid.langid import LanguageIdentifier, model
     except ImportError:
-        raise MworkError("LID backend 'langid' is not installed", "pip install langid==1.1.6") from None
+        raise MworkError(
+            "LID backend 'langid' is not installed", "pip install langid==1.1.6"
+        ) from None
     ident = LanguageIdentifier.from_modelstring(model, norm_probs=True)
     langs = [c for c in candidates if c in set(ident.nb_classes)]
     if not langs:
@@ -89,8 +99,9 @@ def _lingua_backend(candidates: Sequence[str]) -> Callable[[str], tuple[str | No
     try:
         from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
     except ImportError:
-        raise MworkError("LID backend 'lingua' is not installed",
-                         "pip install lingua-language-detector==2.1.1") from None
+        raise MworkError(
+            "LID backend 'lingua' is not installed", "pip install lingua-language-detector==2.1.1"
+        ) from None
     langs = []
     for c in candidates:
         try:
@@ -98,7 +109,10 @@ def _lingua_backend(candidates: Sequence[str]) -> Callable[[str], tuple[str | No
         except (ValueError, AttributeError):
             continue
     if len(langs) < 2:
-        raise MworkError(f"lingua needs at least two supported candidates, got {list(candidates)}", "add languages")
+        raise MworkError(
+            f"lingua needs at least two supported candidates, got {list(candidates)}",
+            "add languages",
+        )
     detector = LanguageDetectorBuilder.from_languages(*langs).build()
 
     def run(text: str) -> tuple[str | None, float]:
@@ -165,9 +179,13 @@ class TokenLanguageIdentifier:
         script_shortcut: bool = True,
     ) -> None:
         if backend not in _FACTORIES:
-            raise MworkError(f"unknown LID backend {backend!r}", f"choose one of {', '.join(BACKENDS)}")
+            raise MworkError(
+                f"unknown LID backend {backend!r}", f"choose one of {', '.join(BACKENDS)}"
+            )
         if not candidates:
-            raise MworkError("no candidate languages for language identification", "pass e.g. en,de,fr,zh,es,ru")
+            raise MworkError(
+                "no candidate languages for language identification", "pass e.g. en,de,fr,zh,es,ru"
+            )
         self.candidates = tuple(dict.fromkeys(candidates))
         self.backend = backend
         if backend == "cld3" or min_prob is None:

@@ -1,6 +1,7 @@
-"""Restorable neuron deactivation with forward hooks (paper §2.3 "set all parameters to zero").
+"""Restorable neuron deactivation (paper §2.3 "set all parameters to zero").
 
-`mask_neurons(adapter, selection)` zeroes the chosen units for the duration of a `with` block and
+`mask_neurons(adapter, selection, mode)` zeroes the chosen units for the duration of a `with`
+block. mode "weights" zeroes their parameter slices and restores them bit for bit; mode "hooks"
 never touches the weights:
 
     ffn     pre-hook on W_down zeroes h_ffn[..., k]. Since h_ffn[k] = act(W_gate x)_k * (W_up x)_k
@@ -9,10 +10,7 @@ never touches the weights:
             equals zeroing that weight row and its bias (pre-RoPE; RoPE maps 0 to 0).
 
 k/v units live in kv space (n_kv * head_dim), so GQA is exact without any mapping: unit
-(g, j) of W_K is shared by the query heads g*group .. (g+1)*group - 1. Neuron files written by the
-released code store k/v in query space; `kv_selection_from_q_space` converts them either exactly,
-`(h // group) * head_dim + j`, or like the released code (`index // group`, config switch
-`kv_mapping: released-code`), which lands in the right kv head but the wrong dim inside it.
+(g, j) of W_K is shared by the query heads g*group .. (g+1)*group - 1.
 """
 
 from __future__ import annotations
@@ -26,81 +24,17 @@ from torch import nn
 
 from mwork.adapters import COMPONENTS, ModelAdapter
 from mwork.errors import MworkError
+from mwork.settings import schema_default
 
-KV_MAPPINGS: tuple[str, ...] = ("exact", "released-code")
-
-
-def exact_kv_index(q_index: torch.Tensor, n_heads: int, n_kv: int, head_dim: int) -> torch.Tensor:
-    """kv-space unit of a query-space index under `repeat_kv`: `(h // group) * head_dim + j`.
-
-    Args:
-        q_index: [n] int64 indices in [0, n_heads * head_dim), h = index // head_dim, j = index % head_dim.
-
-    Returns:
-        [n] int64 indices in [0, n_kv * head_dim).
-    """
-    _check_gqa(q_index, n_heads, n_kv, head_dim)
-    group = n_heads // n_kv
-    return (q_index // head_dim // group) * head_dim + q_index % head_dim
-
-
-def released_code_kv_index(
-    q_index: torch.Tensor, n_heads: int, n_kv: int, head_dim: int, divisor: int | None = None
-) -> torch.Tensor:
-    """The released code's k/v row for a query-space index: `index // group` (paper digest §4.6).
-
-    Lands in kv head h // group, but at dim (h % group) * head_dim / group + j // group instead of
-    j. The code hard-codes 4 (Mistral, also in the Llama SDPA path, wrong for MHA Vicuna) and 2
-    (Gemma-2); pass `divisor` to reproduce a hard-coded value, default `n_heads // n_kv`.
-
-    Args:
-        q_index: [n] int64 indices in [0, n_heads * head_dim).
-
-    Returns:
-        [n] int64 indices in [0, n_kv * head_dim) (may collide: several q indices -> one row).
-    """
-    _check_gqa(q_index, n_heads, n_kv, head_dim)
-    return q_index // (divisor or n_heads // n_kv)
-
-
-def kv_selection_from_q_space(
-    q_space: torch.Tensor, n_heads: int, n_kv: int, head_dim: int, mapping: str = "exact"
-) -> torch.Tensor:
-    """Map a k or v selection stored in query space to kv space.
-
-    Args:
-        q_space: [n_layers, n_heads * head_dim] bool.
-        mapping: "exact" or "released-code" (see module docstring).
-
-    Returns:
-        [n_layers, n_kv * head_dim] bool.
-    """
-    if mapping not in KV_MAPPINGS:
-        raise MworkError(f"unknown kv_mapping '{mapping}'", f"use one of: {', '.join(KV_MAPPINGS)}")
-    if q_space.dim() != 2 or q_space.shape[1] != n_heads * head_dim:
-        raise MworkError(
-            f"query-space k/v selection has shape {tuple(q_space.shape)}",
-            f"expected [n_layers, {n_heads * head_dim}]",
-        )
-    fn = exact_kv_index if mapping == "exact" else released_code_kv_index
-    out = torch.zeros(q_space.shape[0], n_kv * head_dim, dtype=torch.bool)
-    for layer in range(q_space.shape[0]):
-        idx = torch.nonzero(q_space[layer]).flatten()
-        out[layer, fn(idx, n_heads, n_kv, head_dim)] = True
-    return out
-
-
-def _check_gqa(q_index: torch.Tensor, n_heads: int, n_kv: int, head_dim: int) -> None:
-    if n_kv <= 0 or n_heads % n_kv:
-        raise MworkError(f"n_heads={n_heads} is not a multiple of n_kv={n_kv}", "check the model config")
-    if q_index.numel() and (int(q_index.min()) < 0 or int(q_index.max()) >= n_heads * head_dim):
-        raise MworkError("query-space index out of range", f"indices must lie in [0, {n_heads * head_dim})")
+MASK_MODES: tuple[str, ...] = ("hooks", "weights")
 
 
 def _check_selection(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) -> None:
     for comp, sel in selection.items():
         if comp not in COMPONENTS:
-            raise MworkError(f"unknown component '{comp}' in mask selection", f"use {', '.join(COMPONENTS)}")
+            raise MworkError(
+                f"unknown component '{comp}' in mask selection", f"use {', '.join(COMPONENTS)}"
+            )
         want = (adapter.n_layers, adapter.n_units(comp))
         if tuple(sel.shape) != want or sel.dtype != torch.bool:
             raise MworkError(
@@ -135,7 +69,9 @@ def _output_hook(mask: torch.Tensor) -> Any:
     out-of-place mul 2.6 us, index_fill_ 3.0 us, so every hook multiplies in place.
     """
 
-    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+    def hook(
+        module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor
+    ) -> torch.Tensor:
         return output.mul_(mask)
 
     return hook
@@ -156,7 +92,9 @@ def _site(adapter: ModelAdapter, layer: int, comp: str) -> tuple[nn.Module, torc
         ) from None
     weight = getattr(module, "weight", None)
     if weight is None or weight.dim() != 2:
-        raise MworkError(f"{comp} module of layer {layer} has no 2-D weight", "unsupported model layout")
+        raise MworkError(
+            f"{comp} module of layer {layer} has no 2-D weight", "unsupported model layout"
+        )
     width = weight.shape[1] if pre else weight.shape[0]
     if index.numel() != adapter.n_units(comp) or (index.numel() and int(index.max()) >= width):
         raise MworkError(
@@ -166,20 +104,19 @@ def _site(adapter: ModelAdapter, layer: int, comp: str) -> tuple[nn.Module, torc
     return module, index, pre
 
 
-MASK_MODES: tuple[str, ...] = ("hooks", "weights")
-
-
 @contextmanager
 def mask_neurons(
-    adapter: ModelAdapter, selection: Mapping[str, torch.Tensor], mode: str = "hooks"
+    adapter: ModelAdapter,
+    selection: Mapping[str, torch.Tensor],
+    mode: str = schema_default("deactivation/mask_mode"),
 ) -> Iterator[int]:
     """Deactivate the selected neurons inside the block.
 
-    mode="hooks" (default) never modifies weights: it zeroes activations with forward hooks.
-    mode="weights" zeroes the neurons' parameter slices (adapter.neuron_slices) in place and copies
-    the saved values back on exit (bit-for-bit): no per-forward cost at all, which matters for
-    generation on a GPU where each hook is an extra kernel launch. Both are exactly "all parameters
-    of the neuron set to zero".
+    mode="hooks" never modifies weights: it zeroes activations with forward hooks.
+    mode="weights" (the schema default, `deactivation.mask_mode`) zeroes the neurons' parameter
+    slices (adapter.neuron_slices) in place and copies the saved values back on exit (bit-for-bit):
+    no per-forward cost at all, which matters for generation on a GPU where each hook is an extra
+    kernel launch. Both are exactly "all parameters of the neuron set to zero".
 
     All hooks are resolved and validated before any is registered; they are removed on exit even
     when the block raises. One hook per hooked module (BLOOM's fused QKV gets a single hook for
@@ -206,7 +143,11 @@ def mask_neurons(
         module, index, pre = _site(adapter, layer, comp)
         if id(module) not in plan:
             w = module.weight
-            plan[id(module)] = (module, torch.ones(w.shape[1] if pre else w.shape[0], dtype=w.dtype), pre)
+            plan[id(module)] = (
+                module,
+                torch.ones(w.shape[1] if pre else w.shape[0], dtype=w.dtype),
+                pre,
+            )
         plan[id(module)][1][index[units]] = 0
     handles = []
     try:
@@ -245,21 +186,12 @@ def _zero_weights(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) 
             for comp, layer, units in _selected_units(adapter, selection):
                 for sl in adapter.neuron_slices(layer, comp):
                     idx = sl.index[units].to(sl.param.device)
-                    saved.append((sl.param, sl.dim, idx, sl.param.index_select(sl.dim, idx).clone()))
+                    saved.append(
+                        (sl.param, sl.dim, idx, sl.param.index_select(sl.dim, idx).clone())
+                    )
                     sl.param.index_fill_(sl.dim, idx, 0)
         yield int(sum(int(s.sum()) for s in selection.values()))
     finally:
         with torch.no_grad():
             for param, dim, idx, values in reversed(saved):
                 param.index_copy_(dim, idx, values)
-
-
-def selection_counts(selection: Mapping[str, torch.Tensor]) -> dict[str, list[int]]:
-    """Per-component, per-layer counts of a selection (for logs and provenance)."""
-    return {c: [int(x) for x in s.sum(dim=1)] for c, s in selection.items()}
-
-
-__all__ = [
-    "KV_MAPPINGS", "MASK_MODES", "exact_kv_index", "kv_selection_from_q_space", "mask_neurons",
-    "released_code_kv_index", "selection_counts",
-]

@@ -1,7 +1,8 @@
 """Loading models and tokenizers safely, and fingerprinting their weights.
 
-`trust_remote_code` stays off unless the config says so; a missing local path, an unknown hub id
-offline, or an unsupported architecture each give a one-line error.
+`trust_remote_code` stays off unless the config says so; a missing local path, a directory without
+config/weights/tokenizer, an unknown hub id offline, an unsupported architecture, truncated weights
+or weights that do not match the config (missing/unexpected keys) each give a one-line error.
 """
 
 from __future__ import annotations
@@ -9,65 +10,221 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
-from mwork.adapters import ModelAdapter, get_adapter, supported_architectures
+from mwork.adapters import get_adapter, supported_architectures
 from mwork.errors import MworkError
 
 DTYPES = {
-    "float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16,
-    "float16": torch.float16, "auto": "auto",
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "auto": "auto",
 }
+# A local model directory needs a config, weights and a tokenizer (any one of each group).
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+SHOWN_KEYS = 3  # weight names listed in a load error
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' = CUDA when available, else CPU."""
+    """'auto' = CUDA when available, else CPU; anything torch cannot use is a one-line error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MworkError(f"device {device} requested but CUDA is not available", "use --device cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise MworkError(f"unknown device '{device}'", "use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MworkError(
+                f"device {device} requested but CUDA is not available", "use --device cpu"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise MworkError(
+                f"device {device} does not exist ({torch.cuda.device_count()} GPUs)",
+                "use cuda:0 .. cuda:N-1",
+            )
+    elif dev.type != "cpu":
+        raise MworkError(f"device '{device}' is not supported", "use auto, cpu, cuda or cuda:N")
+    return dev
 
 
 def _looks_local(name: str) -> bool:
     return os.path.exists(name) or name.startswith((".", "/", "~")) or name.count("/") > 1
 
 
+def check_model_dir(name_or_path: str) -> None:
+    """For a local model: a directory with a config, weights and tokenizer files (no loading)."""
+    if not _looks_local(name_or_path):
+        return
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise MworkError(
+            f"model path {name_or_path} does not exist",
+            "check the path or use a hub id like org/name",
+        )
+    if not path.is_dir():
+        raise MworkError(
+            f"model path {name_or_path} is a file, not a model directory",
+            "pass the directory that holds config.json and the weights",
+        )
+    present = {p.name for p in path.iterdir()}
+    if "config.json" not in present:
+        raise MworkError(
+            f"model directory {name_or_path} has no config.json", "pass a save_pretrained directory"
+        )
+    if not present & set(WEIGHT_FILES):
+        raise MworkError(
+            f"model directory {name_or_path} has no weights ({', '.join(WEIGHT_FILES[:3])})",
+            "copy the weights into it or pass another directory",
+        )
+
+
+def check_tokenizer_files(name_or_path: str) -> None:
+    """A local model directory must hold tokenizer files (checked before any weight is read)."""
+    if not _looks_local(name_or_path):
+        return
+    present = {p.name for p in Path(name_or_path).expanduser().iterdir()}
+    if not present & set(TOKENIZER_FILES):
+        raise MworkError(
+            f"model directory {name_or_path} has no tokenizer files "
+            f"({', '.join(TOKENIZER_FILES[:3])})",
+            "save the tokenizer into it (tokenizer.save_pretrained)",
+        )
+
+
+def read_model_config(name_or_path: str, trust_remote_code: bool = False):
+    """The model's `PretrainedConfig` (config.json only, no weights), architecture checked."""
+    from transformers import AutoConfig
+
+    check_model_dir(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise MworkError(
+            f"cannot load model config of {name_or_path}: {_first_line(exc)}",
+            "check the id/path (offline runs need a local directory)",
+        ) from None
+    if config.model_type not in supported_architectures():
+        raise MworkError(
+            f"unsupported architecture '{config.model_type}' ({name_or_path})",
+            f"supported: {', '.join(supported_architectures())}",
+        )
+    check_tokenizer_files(name_or_path)
+    return config
+
+
+def config_shape(config) -> tuple[int, dict[str, int]]:
+    """(n_layers, units per layer of every component) from a config alone (no weights)."""
+    adapter = get_adapter(SimpleNamespace(config=config))  # adapters read only `.config` here
+    return adapter.n_layers, adapter.unit_counts()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def _shown(keys) -> str:
+    keys = sorted(keys)
+    more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+    return ", ".join(keys[:SHOWN_KEYS]) + more
+
+
+def check_loading_info(name_or_path: str, config, info: dict) -> None:
+    """Every parameter must come from the checkpoint: missing/unexpected/mismatched weights are
+    errors (a tied `lm_head` is not missing), never a silently random-initialised model."""
+    missing = set(info.get("missing_keys") or ())
+    if getattr(config, "tie_word_embeddings", False):
+        missing = {k for k in missing if not k.startswith("lm_head.")}
+    problems = [
+        (missing, "missing"),
+        (set(info.get("unexpected_keys") or ()), "unexpected"),
+        (
+            {
+                str(k[0]) if isinstance(k, tuple) else str(k)
+                for k in info.get("mismatched_keys") or ()
+            },
+            "of the wrong shape",
+        ),
+    ]
+    for keys, what in problems:
+        if keys:
+            raise MworkError(
+                f"model {name_or_path}: {len(keys)} weight(s) {what} in the checkpoint "
+                f"({_shown(keys)})",
+                "the weights do not belong to this config; re-download or re-save the model",
+            )
+    if info.get("error_msgs"):
+        raise MworkError(
+            f"model {name_or_path}: weights did not load ({_first_line(info['error_msgs'][0])})",
+            "re-download or re-save the model",
+        )
+
+
 def load_model(
     name_or_path: str,
-    dtype: str = "auto",
+    dtype: str,
     device: str = "auto",
     trust_remote_code: bool = False,
     attn_implementation: str | None = None,
 ):
     """Load a causal LM + tokenizer (eval mode) and check its architecture is supported.
 
+    Every parameter must be loaded from the checkpoint (`check_loading_info`).
+
     Returns:
         (model, tokenizer, adapter)
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     if dtype not in DTYPES:
         raise MworkError(f"unknown dtype '{dtype}'", f"use one of {', '.join(DTYPES)}")
-    if _looks_local(name_or_path) and not Path(name_or_path).expanduser().is_dir():
-        raise MworkError(f"model path {name_or_path} does not exist", "check the path or use a hub id like org/name")
+    config = read_model_config(name_or_path, trust_remote_code)
+    dev = resolve_device(device)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report is replaced by check_loading_info's line
     try:
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            name_or_path,
+            dtype=DTYPES[dtype],
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # reported by name in check_loading_info instead
+        )
+    except Exception as exc:  # truncated/corrupt weights raise several types
+        raise MworkError(
+            f"cannot load the weights of {name_or_path}: {_first_line(exc)}",
+            "re-download or re-save the model",
+        ) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    check_loading_info(name_or_path, config, info)
+    model = model.to(dev).eval()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except Exception as exc:
         raise MworkError(
-            f"cannot load model config of {name_or_path}: {str(exc).splitlines()[0][:200]}",
-            "check the id/path (offline runs need a local directory)",
+            f"cannot load the tokenizer of {name_or_path}: {_first_line(exc)}",
+            "save the tokenizer into the model directory",
         ) from None
-    if config.model_type not in supported_architectures():
-        raise MworkError(f"unsupported architecture '{config.model_type}' ({name_or_path})",
-                         f"supported: {', '.join(supported_architectures())}")
-    dev = resolve_device(device)
-    model = AutoModelForCausalLM.from_pretrained(
-        name_or_path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code,
-        attn_implementation=attn_implementation,
-    ).to(dev).eval()
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return model, tokenizer, get_adapter(model)
@@ -89,8 +246,3 @@ def model_fingerprint(model: torch.nn.Module, samples: int = 4096) -> str:
         h.update(f"{name}:{tuple(p.shape)}:".encode())
         h.update(sample.numpy().tobytes())
     return h.hexdigest()
-
-
-def adapter_summary(adapter: ModelAdapter) -> dict[str, int]:
-    """Layer count and units per component (written into neuron files)."""
-    return {"n_layers": adapter.n_layers, **adapter.unit_counts()}

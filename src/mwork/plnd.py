@@ -6,7 +6,7 @@ pass of a right-padded batch; nothing leaves the device until the batch is done.
 `importance="paper"` (default), exact closed forms of Eq. 1 per document c (l valid tokens):
 
     ffn    Imp_k = ||h_ffn[:, k]||_2 · ||W_down[:, k]||_2                       (Eq. 5, rank-1)
-    attn_v Imp_(g,j) = ||Σ_{h∈g} o_h[:, j] ⊗ W_O[:, h·d+j]||_F                    (Eq. 5 through W_O;
+    attn_v Imp_(g,j) = ||Σ_{h∈g} o_h[:, j] ⊗ W_O[:, h·d+j]||_F                (Eq. 5 through W_O;
            o_h = P_h V_g, exact under GQA: a kv dim feeds every query head h of its group g)
     attn_q Imp_(h,i) = ||softmax(f(S_h − s·Δ_(h,i))) − softmax(f(S_h))||_F            (Eq. 8)
     attn_k Imp_(g,i) = sqrt(Σ_{h∈g} ||softmax(f(S_h − s·Δ_(h,i))) − softmax(f(S_h))||²_F)
@@ -22,15 +22,22 @@ query heads of its group); v Σ_t|o_t| per head dim (summed over the group under
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
 import torch
 
 from mwork.adapters import AttnGeometry, ModelAdapter
 from mwork.errors import MworkError
+from mwork.qknorm import normalize_qk, qk_importance_normed
 
 IMPORTANCE_MODES = ("paper", "released-code")
 
 
-def ffn_importance(h: torch.Tensor, w_down_norm: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+def ffn_importance(
+    h: torch.Tensor, w_down_norm: torch.Tensor, token_mask: torch.Tensor
+) -> torch.Tensor:
     """Paper Eq. 5 for all FFN units.
 
     Args:
@@ -45,7 +52,9 @@ def ffn_importance(h: torch.Tensor, w_down_norm: torch.Tensor, token_mask: torch
     return torch.linalg.vector_norm(h, dim=1) * w_down_norm
 
 
-def v_importance(o: torch.Tensor, w_o_gram: torch.Tensor, token_mask: torch.Tensor, n_kv: int) -> torch.Tensor:
+def v_importance(
+    o: torch.Tensor, w_o_gram: torch.Tensor, token_mask: torch.Tensor, n_kv: int
+) -> torch.Tensor:
     """Exact V importance through W_O, GQA-aware.
 
     Zeroing kv dim (g, j) removes o_h[:, j] for every query head h of group g, so the output
@@ -60,26 +69,28 @@ def v_importance(o: torch.Tensor, w_o_gram: torch.Tensor, token_mask: torch.Tens
     Returns:
         [b, n_kv*d]
     """
-    b, l, _ = o.shape
+    b, seq, _ = o.shape
     _, d, r, _ = w_o_gram.shape
-    a = o.masked_fill(token_mask[..., None] == 0, 0.0).view(b, l, n_kv, r, d)
+    a = o.masked_fill(token_mask[..., None] == 0, 0.0).view(b, seq, n_kv, r, d)
     gram_a = torch.einsum("blgrd,blgsd->bgdrs", a, a)  # [b, n_kv, d, r, r]
     sq = (gram_a * w_o_gram).sum(dim=(-1, -2)).clamp_min(0)
     return sq.sqrt().reshape(b, n_kv * d)
 
 
 def w_o_gram(w_o: torch.Tensor, n_kv: int, head_dim: int) -> torch.Tensor:
-    """[n_kv, d, r, r] Gram matrices of W_O's columns per (group, dim). w_o: [d_model, n_heads*d]."""
+    """[n_kv, d, r, r] Gram matrices of W_O's columns per (group, dim); w_o [d_model, n_heads*d]."""
     d_model, hd = w_o.shape
     w = w_o.view(d_model, n_kv, hd // (n_kv * head_dim), head_dim)
     return torch.einsum("mgrd,mgsd->gdrs", w, w)
 
 
-def _rope_pair(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _rope_pair(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Split a pre-RoPE tensor's dims into their two post-RoPE contributions.
 
-    With HF's rotate_half RoPE, rope(x_i e_i) = x_i (cos_i e_i + σ_i sin_p(i) e_p(i)), p(i) = i ± d/2,
-    σ_i = +1 for i < d/2 else −1.
+    With HF's rotate_half RoPE, rope(x_i e_i) = x_i (cos_i e_i + σ_i sin_p(i) e_p(i)),
+    p(i) = i ± d/2, σ_i = +1 for i < d/2 else −1.
 
     Args:
         x: [b, n, l, d] pre-RoPE; cos, sin: [b, l, d].
@@ -90,15 +101,77 @@ def _rope_pair(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[t
     d = x.shape[-1]
     perm = torch.cat([torch.arange(d // 2, d), torch.arange(0, d // 2)]).to(x.device)
     sign = torch.ones(d, dtype=x.dtype, device=x.device)
-    sign[d // 2:] = -1
+    sign[d // 2 :] = -1
     return x * cos[:, None], x * (sign * sin[..., perm])[:, None], perm
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """HF rotate_half RoPE. x: [b, n, l, d]; cos/sin: [b, l, d]."""
     d = x.shape[-1]
-    rot = torch.cat([-x[..., d // 2:], x[..., : d // 2]], dim=-1)
+    rot = torch.cat([-x[..., d // 2 :], x[..., : d // 2]], dim=-1)
     return x * cos[:, None] + rot * sin[:, None]
+
+
+QK_BUDGET_CPU = 4 << 20
+"""Default Q/K working memory on CPU, in bytes: blocks that fit a core's L2 cache were fastest
+there (single thread, 7B-shaped layer: 4 MiB 1.0x, 1 MiB 0.7x, 16 MiB 0.8x, 256 MiB 0.55x); a
+GPU gets a share of its free memory instead."""
+
+QK_BUDGET_GPU_FRACTION = 0.25
+"""Share of the free CUDA memory that Q/K scoring uses by default."""
+
+_FAST_EXP_LIMIT = {torch.float32: 30.0, torch.float64: 300.0}
+"""Largest |z| admitted by the multiplicative form: exp(z)², summed over keys, stays finite."""
+
+_MIN_ROW_BLOCKS = 4
+"""Rows of a long document are cut into at least this many blocks, each block attending only to
+the keys its rows may see (causal): ~5/8 of the l×l work at a fixed number of steps."""
+
+QK_CPU_THREADS = 1
+"""Intra-op threads for Q/K scoring on CPU. Its many mid-sized elementwise ops each end in an
+OpenMP barrier; on a shared 2-core machine a descheduled worker stalls every one of them, and one
+thread was 2-10x faster than two there (benchmarks/plnd_throughput.py). None keeps torch's own."""
+
+_GENERAL_BUFFERS = 4
+"""Work tensors of the size of one [pairs, rows, keys] block alive at once in the direct form."""
+
+
+@contextmanager
+def _intraop_threads(n: int) -> Iterator[None]:
+    """torch.set_num_threads(n) for the duration of the block."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def default_qk_budget(device: torch.device | str) -> int:
+    """Bytes of working memory `qk_importance` uses on `device` when none is given.
+
+    CUDA: QK_BUDGET_GPU_FRACTION of the free memory (torch.cuda.mem_get_info), at least
+    QK_BUDGET_CPU; any other device: QK_BUDGET_CPU.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(QK_BUDGET_CPU, int(free * QK_BUDGET_GPU_FRACTION))
+    return QK_BUDGET_CPU
+
+
+@dataclass(frozen=True)
+class _Removal:
+    """What zeroing one Q or K dim removes from the scores of one document.
+
+    Δ[h, t, s, i] = x1[h, t, i]·y1[h, s, i] (+ x2[h, t, i]·y2[h, s, i], RoPE's partner dim).
+    All four are [n_heads, n, d]; y* hold, for each query head, the keys of its kv group.
+    """
+
+    x1: torch.Tensor
+    y1: torch.Tensor
+    x2: torch.Tensor | None
+    y2: torch.Tensor | None
 
 
 def qk_importance(
@@ -107,9 +180,22 @@ def qk_importance(
     geo: AttnGeometry,
     token_mask: torch.Tensor,
     mode: str = "paper",
-    chunk_elems: int = 1 << 20,
+    budget_bytes: int | None = None,
+    chunk_elems: int | None = None,
+    cpu_threads: int | None = QK_CPU_THREADS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 8 for every Q and K dim of one layer, chunked over query rows.
+    """Eq. 8 for every Q and K dim of one layer, in blocks of (query heads × query rows).
+
+    Per document only its real tokens are scored; per block of heads and rows, with
+    p = softmax(f(S)) and z = −s·Δ − μ (μ = Σ_s p·(−s·Δ), a per-(row, dim) shift that leaves the
+    softmax unchanged), the perturbed probabilities are p' = p·e^z / W with W = Σ_s p·e^z ≥ 1, so
+
+        ||p' − p||²  (one row, one dim) = Σ_s p² (e^z − W)² / W²
+
+    i.e. one exp per (row, key, dim) and three reductions over keys, two of them matrix products.
+    Where that form could overflow (|z| above _FAST_EXP_LIMIT, from a bound computed before the
+    exp) and under soft-capping (f is not a shift), those (head, dim) pairs take the direct form
+    softmax(f(S − s·Δ)) − softmax(f(S)) instead. Both are exact up to rounding.
 
     Args:
         q_pre: [b, n_heads, l, d] queries before RoPE (bias included).
@@ -117,64 +203,292 @@ def qk_importance(
         geo: the layer's attention geometry (RoPE tables, ALiBi, mask, scaling, soft-cap).
         token_mask: [b, l].
         mode: "paper" or "released-code".
-        chunk_elems: bound on the elements of one [b, t_chunk, l, d] work tensor.
+        budget_bytes: working memory of the largest block; default default_qk_budget(device).
+        chunk_elems: deprecated alias, budget_bytes = chunk_elems · element size.
+        cpu_threads: torch intra-op threads while scoring CPU tensors (restored afterwards);
+            None keeps the current setting. Results do not depend on it.
 
     Returns:
         (imp_q [b, n_heads*d], imp_k [b, n_kv*d])
     """
-    pad = token_mask[:, None, :, None] == 0  # padded positions may hold NaN (fully masked rows in HF)
+    if q_pre.device.type == "cpu" and cpu_threads is not None:
+        with _intraop_threads(cpu_threads):
+            return qk_importance(
+                q_pre, k_pre, geo, token_mask, mode, budget_bytes, chunk_elems, None
+            )
+    if budget_bytes is None:
+        if chunk_elems is not None:
+            budget_bytes = chunk_elems * q_pre.element_size()
+        else:
+            budget_bytes = default_qk_budget(q_pre.device)
+    budget_elems = max(1, budget_bytes // q_pre.element_size())
+    if geo.qk_norm is not None:  # Q/K RMSNorm: q_pre/k_pre are raw; the norm rescales (qknorm)
+        if mode == "paper":
+            return qk_importance_normed(q_pre, k_pre, geo, token_mask, budget_elems)
+        q_pre, k_pre = normalize_qk(q_pre, k_pre, geo.qk_norm)  # released code: normalised dims
+    # padded positions may hold NaN (fully masked rows in HF)
+    pad = token_mask[:, None, :, None] == 0
     q_pre, k_pre = q_pre.masked_fill(pad, 0.0), k_pre.masked_fill(pad, 0.0)
-    b, n_heads, l, d = q_pre.shape
+    b, n_heads, _, d = q_pre.shape
     n_kv = k_pre.shape[1]
-    r = n_heads // n_kv
+    group = torch.arange(n_heads, device=q_pre.device) // (n_heads // n_kv)  # kv head of q heads
     has_rope = geo.cos is not None
     q = _rope(q_pre, geo.cos, geo.sin) if has_rope else q_pre
     k = _rope(k_pre, geo.cos, geo.sin) if has_rope else k_pre
-    if mode == "paper" and has_rope:
+    split = mode == "paper" and has_rope
+    if split:
         qa, qb, perm = _rope_pair(q_pre, geo.cos, geo.sin)
         ka, kb, _ = _rope_pair(k_pre, geo.cos, geo.sin)
-        q_terms = (qa, k, qb, k[..., perm])      # Δ_Q = qa·K + qb·K[p]
-        k_terms = (q, ka, q[..., perm], kb)      # Δ_K = Q·ka + Q[p]·kb
-    else:  # no RoPE, or the released code's post-RoPE dims: Δ = Q[:, i] K[:, i]ᵀ
-        q_terms = k_terms = (q, k, None, None)
     delta_scale = geo.scaling if mode == "paper" else 1.0
-    row_valid = token_mask.to(q.dtype)  # [b, l]
-    t_chunk = max(1, chunk_elems // max(1, b * l * d))
     sq_q = torch.zeros(b, n_heads, d, dtype=q.dtype, device=q.device)
     sq_k = torch.zeros(b, n_kv, d, dtype=q.dtype, device=q.device)
-    for h in range(n_heads):
-        g = h // r
-        for t0 in range(0, l, t_chunk):
-            t1 = min(l, t0 + t_chunk)
-            s_raw = geo.scaling * q[:, h, t0:t1] @ k[:, g].transpose(-1, -2)  # [b, tc, l]
-            if geo.bias is not None:
-                s_raw = s_raw + geo.bias[:, h, -1 if geo.bias.shape[2] == 1 else slice(t0, t1)].view(b, -1, l)
-            allowed = geo.allowed[:, 0, t0:t1]  # [b, tc, l]
-            p = _probs(s_raw, allowed, geo.softcap)
-            valid = row_valid[:, t0:t1, None, None]
-            # without RoPE splitting, zeroing Q dim i or K dim i removes the same term: score it once
-            jobs = [(q_terms, [(sq_q, h), (sq_k, g)])] if q_terms is k_terms else \
-                [(q_terms, [(sq_q, h)]), (k_terms, [(sq_k, g)])]
-            for (x1, y1, x2, y2), outs in jobs:
-                # Δ[b, t, s, i] = x1[t, i]·y1[s, i] (+ x2[t, i]·y2[s, i] for the RoPE partner dim)
-                delta = _pick(x1, h, g, n_heads)[:, t0:t1, None, :] * _pick(y1, h, g, n_heads)[:, None]
-                if x2 is not None:
-                    delta = delta + _pick(x2, h, g, n_heads)[:, t0:t1, None, :] * _pick(y2, h, g, n_heads)[:, None]
-                p_new = _probs(s_raw[..., None] - delta_scale * delta, allowed[..., None], geo.softcap, dim=2)
-                sq = ((p_new - p[..., None]) * valid).square().sum(dim=(1, 2))
-                for out, idx in outs:
-                    out[:, idx] += sq
+    for i in range(b):
+        pos = token_mask[i].nonzero().squeeze(1)
+        if pos.numel() == 0:
+            continue
+
+        def doc(x: torch.Tensor, i: int = i, pos: torch.Tensor = pos) -> torch.Tensor:
+            """Document i's real tokens of x [b, heads, l, d]; kv tensors spread to query heads."""
+            x = x[i].index_select(1, pos)
+            return x if x.shape[0] == n_heads else x.index_select(0, group)
+
+        qd, kd = doc(q), doc(k)
+        if split:  # Δ_Q = qa·K + qb·K[p],  Δ_K = Q·ka + Q[p]·kb
+            removals = [
+                _Removal(doc(qa), kd, doc(qb), kd[..., perm]),
+                _Removal(qd, doc(ka), qd[..., perm], doc(kb)),
+            ]
+        else:  # no RoPE, or the released code's post-RoPE dims: Δ = Q[:, i] K[:, i]ᵀ for Q and K
+            removals = [_Removal(qd, kd, None, None)]
+        allowed = geo.allowed[i, 0].index_select(0, pos).index_select(1, pos)
+        bias = None
+        if geo.bias is not None:
+            bias = geo.bias[i].index_select(2, pos)
+            bias = bias if bias.shape[1] == 1 else bias.index_select(1, pos)
+        sq = _score_document(
+            qd, kd, removals, allowed, bias, geo.scaling, geo.softcap, delta_scale, budget_elems
+        )
+        sq_q[i] = sq[0]
+        sq_k[i].index_add_(0, group, sq[-1])  # k: summed over the query heads of its group
     if mode == "paper":
         return sq_q.sqrt().reshape(b, -1), sq_k.sqrt().reshape(b, -1)
     return sq_q.reshape(b, -1), sq_k.reshape(b, -1)
 
 
-def _pick(y: torch.Tensor, h: int, g: int, n_heads: int) -> torch.Tensor:
-    """Head h's slice of a per-query-head tensor, or group g's slice of a per-kv-head tensor."""
-    return y[:, h] if y.shape[1] == n_heads else y[:, g]
+def _score_document(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    removals: list[_Removal],
+    allowed: torch.Tensor,
+    bias: torch.Tensor | None,
+    scaling: float,
+    softcap: float | None,
+    delta_scale: float,
+    budget_elems: int,
+) -> list[torch.Tensor]:
+    """Σ_t ||p'_t − p_t||² of one document for each removal, per query head and dim.
+
+    Args:
+        q: [n_heads, n, d] post-RoPE queries of the document's n real tokens.
+        k: [n_heads, n, d] post-RoPE keys of each query head's group.
+        removals: the terms to score (Q and K, or one shared term).
+        allowed: [n, n] bool mask of the document; bias: [n_heads, 1 or n, n] or None.
+        budget_elems: elements of the largest work tensor.
+
+    Returns:
+        one [n_heads, d] tensor per removal.
+    """
+    n_heads, n, d = q.shape
+    per_row = n * d * (_GENERAL_BUFFERS if softcap is not None else 1)
+    rows = max(1, budget_elems // per_row)
+    tb = min(n, rows, -(-n // _MIN_ROW_BLOCKS) if n >= 16 * _MIN_ROW_BLOCKS else n)
+    hb = max(1, min(n_heads, rows // tb))
+    starts = list(range(0, n, tb))
+    # keys any row of a block may see: one contiguous span per row block (one sync per document)
+    seen = torch.stack([allowed[t0 : t0 + tb].any(0) for t0 in starts]).cpu()
+    plans = [_plan(rem, delta_scale, tb, softcap, q.dtype) for rem in removals]
+    out = [torch.zeros(n_heads, d, dtype=q.dtype, device=q.device) for _ in removals]
+    work = None
+    if softcap is None:  # one buffer for every block: no fresh pages per block
+        work = torch.empty(hb * tb * n * d, dtype=q.dtype, device=q.device)
+    for blk, (t0, keys) in enumerate(zip(starts, seen, strict=True)):
+        t1 = min(n, t0 + tb)
+        idx = keys.nonzero()
+        s0, s1 = int(idx[0]), int(idx[-1]) + 1
+        allow = allowed[t0:t1, s0:s1]
+        for h0 in range(0, n_heads, hb):
+            h1 = min(n_heads, h0 + hb)
+            s = scaling * q[h0:h1, t0:t1] @ k[h0:h1, s0:s1].transpose(-1, -2)  # [hb, tb, ns]
+            if bias is not None:
+                s = s + (bias[h0:h1, :, s0:s1] if bias.shape[1] == 1 else bias[h0:h1, t0:t1, s0:s1])
+            p = _probs(s, allow, softcap)
+            for plan, acc in zip(plans, out, strict=True):
+                x1, x2, y1, y2 = (
+                    None if x is None else x[h0:h1, t0:t1] if j < 2 else x[h0:h1, s0:s1]
+                    for j, x in enumerate((plan.fx1, plan.fx2, plan.rem.y1, plan.rem.y2))
+                )
+                if x1 is not None:
+                    acc[h0:h1] += _score_fast(x1, x2, y1, y2, p, work)
+                pairs = plan.direct.get(blk)
+                if pairs is not None:
+                    h, j = pairs[0], pairs[1]
+                    keep = (h >= h0) & (h < h1)
+                    if keep.any():
+                        h, j = h[keep], j[keep]
+                        sq = _score_direct(
+                            plan,
+                            h,
+                            j,
+                            (t0, t1),
+                            (s0, s1),
+                            h0,
+                            s,
+                            p,
+                            allow,
+                            softcap,
+                            delta_scale,
+                            budget_elems,
+                        )
+                        acc.index_put_((h, j), sq, accumulate=True)
+    return out
 
 
-def _probs(s: torch.Tensor, allowed: torch.Tensor, softcap: float | None, dim: int = -1) -> torch.Tensor:
+@dataclass(frozen=True)
+class _Plan:
+    """How one removal is scored in one document.
+
+    Attributes:
+        rem: the removal.
+        fx1, fx2: [n_heads, n, d] −s·x1, −s·x2 with the directly scored pairs zeroed, or None
+            (fx2 None without RoPE split; both None when everything is scored directly).
+        direct: row block -> (heads, dims) [2, m] int64 of the pairs scored directly there.
+    """
+
+    rem: _Removal
+    fx1: torch.Tensor | None
+    fx2: torch.Tensor | None
+    direct: dict[int, torch.Tensor]
+
+
+def _plan(
+    rem: _Removal, delta_scale: float, tb: int, softcap: float | None, dtype: torch.dtype
+) -> _Plan:
+    """Split (head, row block, dim) between the multiplicative form and the direct one.
+
+    The multiplicative form needs e^z finite for z = −s·Δ: |z| ≤ Σ max_rows|x|·max_keys|y| per
+    (head, row block, dim), checked against _FAST_EXP_LIMIT; soft-capping needs the direct form.
+    """
+    n_heads, n, d = rem.x1.shape
+    n_blk = -(-n // tb)
+    if softcap is not None:
+        every = torch.ones(n_heads, n_blk, d, dtype=torch.bool)
+        return _Plan(rem, None, None, _by_block(every.nonzero().T))
+    fx1 = rem.x1 * -delta_scale
+    fx2 = None if rem.x2 is None else rem.x2 * -delta_scale
+
+    def block_max(x: torch.Tensor) -> torch.Tensor:  # [n_heads, n_blk, d] max |x| per row block
+        pad = n_blk * tb - n
+        xa = torch.nn.functional.pad(x.abs(), (0, 0, 0, pad)) if pad else x.abs()
+        return xa.view(n_heads, n_blk, tb, d).amax(2)
+
+    bound = block_max(fx1) * rem.y1.abs().amax(1)[:, None]
+    if fx2 is not None:
+        bound = bound + block_max(fx2) * rem.y2.abs().amax(1)[:, None]
+    direct = bound > _FAST_EXP_LIMIT[dtype]  # [n_heads, n_blk, d]
+    pairs = direct.nonzero().T.cpu()  # one sync per document and removal
+    if pairs.shape[1]:
+        rows = direct.repeat_interleave(tb, dim=1)[:, :n]
+        fx1 = fx1.masked_fill(rows, 0.0)  # those pairs contribute 0 to the multiplicative form
+        fx2 = None if fx2 is None else fx2.masked_fill(rows, 0.0)
+    return _Plan(rem, fx1, fx2, _by_block(pairs))
+
+
+def _by_block(pairs: torch.Tensor) -> dict[int, torch.Tensor]:
+    """[3, m] (head, block, dim) on any device -> block -> [2, m_block] (head, dim) there."""
+    pairs = pairs.cpu()
+    out = {}
+    for blk in pairs[1].unique().tolist():
+        sel = pairs[1] == blk
+        out[blk] = pairs[:, sel][[0, 2]]
+    return out
+
+
+def _score_fast(
+    x1: torch.Tensor,
+    x2: torch.Tensor | None,
+    y1: torch.Tensor,
+    y2: torch.Tensor | None,
+    p: torch.Tensor,
+    work: torch.Tensor,
+) -> torch.Tensor:
+    """Multiplicative form over one block: Σ_t Σ_s p²(e^z − W)² / W², W = Σ_s p·e^z.
+
+    Args:
+        x1, x2: [hb, tb, d] −s·x of the block's rows; y1, y2: [hb, ns, d] its keys (x2/y2 or None).
+        p: [hb, tb, ns] probabilities of the block (0 where not allowed).
+        work: flat buffer of at least hb·tb·ns·d elements.
+
+    Returns:
+        [hb, d]
+    """
+    hb, tb, d = x1.shape
+    ns = y1.shape[1]
+    z = work[: hb * tb * ns * d].view(hb, tb, ns, d)
+    torch.mul(x1[:, :, None], y1[:, None], out=z)  # z = −s·Δ
+    if x2 is not None:
+        z.addcmul_(x2[:, :, None], y2[:, None])
+    z = z.exp_()
+    p4 = p[:, :, None]  # [hb, tb, 1, ns]
+    w = p4 @ z  # [hb, tb, 1, d]
+    z.sub_(w).square_()
+    v = p4.square() @ z  # Σ_s p²(e^z − W)²
+    return (v / w.square()).sum(dim=(1, 2))
+
+
+def _score_direct(
+    plan: _Plan,
+    h: torch.Tensor,
+    j: torch.Tensor,
+    rows: tuple[int, int],
+    keys: tuple[int, int],
+    h0: int,
+    s: torch.Tensor,
+    p: torch.Tensor,
+    allow: torch.Tensor,
+    softcap: float | None,
+    delta_scale: float,
+    budget_elems: int,
+) -> torch.Tensor:
+    """Direct form softmax(f(S − s·Δ)) − softmax(f(S)) for some (head, dim) pairs of one block.
+
+    Args:
+        h, j: [m] heads (absolute) and dims of the pairs.
+        rows, keys: the block's [start, end) rows and key span; h0: its first head.
+        s, p: [hb, tb, ns] raw scores and probabilities of the block; allow: [tb, ns].
+
+    Returns:
+        [m] Σ_t ||p'_t − p_t||² per pair.
+    """
+    (t0, t1), (s0, s1) = rows, keys
+    rem = plan.rem
+    step = max(1, budget_elems // (_GENERAL_BUFFERS * (t1 - t0) * (s1 - s0)))
+    h, j = h.to(s.device), j.to(s.device)
+    out = []
+    for f0 in range(0, h.numel(), step):
+        hh, jj = h[f0 : f0 + step], j[f0 : f0 + step]
+        x1 = rem.x1[hh, t0:t1, jj] * -delta_scale  # [m, tb]
+        lg = torch.baddbmm(s[hh - h0], x1[:, :, None], rem.y1[hh, s0:s1, jj][:, None])
+        if rem.x2 is not None:  # [m, tb, ns]: S − s·Δ, Δ as outer products
+            x2 = rem.x2[hh, t0:t1, jj] * -delta_scale
+            lg.baddbmm_(x2[:, :, None], rem.y2[hh, s0:s1, jj][:, None])
+        diff = _probs(lg, allow, softcap) - p[hh - h0]
+        out.append(diff.square_().sum(dim=(1, 2)))
+    return torch.cat(out)
+
+
+def _probs(
+    s: torch.Tensor, allowed: torch.Tensor, softcap: float | None, dim: int = -1
+) -> torch.Tensor:
     """softmax over keys of soft-capped, masked scores."""
     if softcap is not None:
         s = torch.tanh(s / softcap) * softcap
@@ -196,12 +510,24 @@ class PLNDProbe:
         adapter: ModelAdapter,
         components: tuple[str, ...],
         importance: str = "paper",
-        chunk_elems: int = 1 << 20,
+        qk_budget_bytes: int | None = None,
+        chunk_elems: int | None = None,
+        qk_cpu_threads: int | None = QK_CPU_THREADS,
     ) -> None:
+        """qk_budget_bytes: Q/K working memory (default: default_qk_budget of the model's device);
+        chunk_elems: deprecated alias in elements of the work dtype; qk_cpu_threads: torch
+        intra-op threads while scoring Q/K on CPU (None: leave torch's setting)."""
         if importance not in IMPORTANCE_MODES:
-            raise MworkError(f"unknown importance '{importance}'", f"use one of {', '.join(IMPORTANCE_MODES)}")
+            raise MworkError(
+                f"unknown importance '{importance}'", f"use one of {', '.join(IMPORTANCE_MODES)}"
+            )
         self.adapter, self.components, self.mode = adapter, tuple(components), importance
-        self.chunk_elems = chunk_elems
+        if qk_budget_bytes is not None and qk_budget_bytes < 1:
+            raise MworkError(
+                f"Q/K budget must be positive, got {qk_budget_bytes} bytes", "give a budget >= 1"
+            )
+        self.qk_budget_bytes, self.chunk_elems = qk_budget_bytes, chunk_elems
+        self.qk_cpu_threads = qk_cpu_threads
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._token_mask: torch.Tensor | None = None
         self._scores: dict[str, list[torch.Tensor | None]] = {}
@@ -241,7 +567,9 @@ class PLNDProbe:
                 self._handles.append(a.up_proj(i).register_forward_hook(self._ffn_released_hook(i)))
         if "attn_v" in comps:
             if paper:
-                self._w_o_gram.append(w_o_gram(self._dt(a.o_proj(i).weight.detach()), a.n_kv_heads, a.head_dim))
+                self._w_o_gram.append(
+                    w_o_gram(self._dt(a.o_proj(i).weight.detach()), a.n_kv_heads, a.head_dim)
+                )
             self._handles.append(a.o_proj(i).register_forward_pre_hook(self._v_hook(i)))
         if "attn_q" in comps or "attn_k" in comps:
             self._handles.append(
@@ -256,15 +584,20 @@ class PLNDProbe:
         def hook(module: torch.nn.Module, args: tuple) -> None:
             if self._token_mask is None:  # a forward outside run(): hooks stay inert
                 return
-            self._put("ffn", i, ffn_importance(self._dt(args[0]), self._w_down_norm[i], self._token_mask))
+            self._put(
+                "ffn", i, ffn_importance(self._dt(args[0]), self._w_down_norm[i], self._token_mask)
+            )
+
         return hook
 
     def _ffn_released_hook(self, i: int):
         def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
             if self._token_mask is None:
                 return
-            u = self._dt(output).abs().masked_fill(self._token_mask[..., None] == 0, 0.0)
+            up = self.adapter.up_output(i, output)  # Phi-3: the up half of gate_up_proj
+            u = self._dt(up).abs().masked_fill(self._token_mask[..., None] == 0, 0.0)
             self._put("ffn", i, u.sum(dim=1))
+
         return hook
 
     def _v_hook(self, i: int):
@@ -277,10 +610,11 @@ class PLNDProbe:
             if self.mode == "paper":
                 imp = v_importance(o, self._w_o_gram[i], self._token_mask, a.n_kv_heads)
             else:
-                b, l, _ = o.shape
+                b = o.shape[0]
                 s = o.abs().masked_fill(self._token_mask[..., None] == 0, 0.0).sum(dim=1)
                 imp = s.view(b, a.n_kv_heads, a.group_size, a.head_dim).sum(dim=2).reshape(b, -1)
             self._put("attn_v", i, imp)
+
         return hook
 
     def _qk_hook(self, i: int):
@@ -297,15 +631,23 @@ class PLNDProbe:
             if geo.bias is not None:
                 geo.bias = self._dt(geo.bias)
             imp_q, imp_k = qk_importance(
-                self._dt(q_pre), self._dt(k_pre), geo, self._token_mask, self.mode, self.chunk_elems
+                self._dt(q_pre),
+                self._dt(k_pre),
+                geo,
+                self._token_mask,
+                self.mode,
+                budget_bytes=self.qk_budget_bytes,
+                chunk_elems=self.chunk_elems,
+                cpu_threads=self.qk_cpu_threads,
             )
             self._put("attn_q", i, imp_q)
             self._put("attn_k", i, imp_k)
+
         return hook
 
     @torch.inference_mode()
     def run(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Forward a right-padded batch; return {component: [b, n_layers, n_units]} on the device."""
+        """Forward a right-padded batch; {component: [b, n_layers, n_units]} on the device."""
         if not self._handles:
             raise RuntimeError("PLNDProbe.run() called outside its `with` block")
         a = self.adapter
@@ -317,7 +659,9 @@ class PLNDProbe:
             self._token_mask = None
         missing = [c for c, v in self._scores.items() if any(x is None for x in v)]
         if missing:
-            raise RuntimeError(f"PLND hooks did not fire for {missing}; the adapter does not match the model")
+            raise RuntimeError(
+                f"PLND hooks did not fire for {missing}; the adapter does not match the model"
+            )
         return {c: torch.stack(v, dim=1) for c, v in self._scores.items()}
 
     def _is_f64(self) -> bool:

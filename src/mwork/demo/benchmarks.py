@@ -28,7 +28,9 @@ Row = dict[str, object]
 
 
 def _rngs(seed: int, task: str, i: int, lang: str) -> tuple[random.Random, random.Random]:
-    return random.Random(f"{seed}:bench:{task}:{i}"), random.Random(f"{seed}:bench:{task}:{i}:{lang}")
+    return random.Random(f"{seed}:bench:{task}:{i}"), random.Random(
+        f"{seed}:bench:{task}:{i}:{lang}"
+    )
 
 
 def _hex_id(seed: int, task: str, i: int, n: int) -> str:
@@ -40,8 +42,14 @@ def mgsm_rows(world: World, lang: str, n: int, seed: int) -> list[Row]:
     rows = []
     for i in range(n):
         ex = E.math_example(world, lang, *_rngs(seed, "mgsm", i, lang))
-        rows.append({"question": ex.question, "answer": ex.answer, "answer_number": ex.number,
-                     "equation_solution": ex.equation})
+        rows.append(
+            {
+                "question": ex.question,
+                "answer": ex.answer,
+                "answer_number": ex.number,
+                "equation_solution": ex.equation,
+            }
+        )
     return rows
 
 
@@ -50,8 +58,14 @@ def xquad_rows(world: World, lang: str, n: int, seed: int) -> list[Row]:
     rows = []
     for i in range(n):
         ex = E.qa_example(world, lang, *_rngs(seed, "xquad", i, lang))
-        rows.append({"id": _hex_id(seed, "xquad", i, 24), "context": ex.context, "question": ex.question,
-                     "answers": {"text": [ex.answer], "answer_start": [ex.answer_start]}})
+        rows.append(
+            {
+                "id": _hex_id(seed, "xquad", i, 24),
+                "context": ex.context,
+                "question": ex.question,
+                "answers": {"text": [ex.answer], "answer_start": [ex.answer_start]},
+            }
+        )
     return rows
 
 
@@ -62,10 +76,17 @@ def xcsqa_rows(world: World, lang: str, n: int, seed: int) -> list[Row]:
     rows = []
     for i in range(n):
         ex = E.mc_example(world, lang, *_rngs(seed, "xcsqa", i, lang), fact=facts[i % len(facts)])
-        rows.append({"id": _hex_id(seed, "xcsqa", i, 32), "lang": lang,
-                     "question": {"stem": ex.question,
-                                  "choices": {"label": list(E.LABELS), "text": list(ex.choices)}},
-                     "answerKey": E.LABELS[ex.answer_index]})
+        rows.append(
+            {
+                "id": _hex_id(seed, "xcsqa", i, 32),
+                "lang": lang,
+                "question": {
+                    "stem": ex.question,
+                    "choices": {"label": list(E.LABELS), "text": list(ex.choices)},
+                },
+                "answerKey": E.LABELS[ex.answer_index],
+            }
+        )
     return rows
 
 
@@ -73,13 +94,25 @@ def xlsum_rows(world: World, lang: str, n: int, seed: int) -> list[Row]:
     """News articles with titles and one-sentence summaries, one per world event (cycled)."""
     rows = []
     for i in range(n):
-        ex = E.news_example(world, lang, *_rngs(seed, "xlsum", i, lang), event_index=i % len(world.events))
+        ex = E.news_example(
+            world, lang, *_rngs(seed, "xlsum", i, lang), event_index=i % len(world.events)
+        )
         item_id = f"demo-{_hex_id(seed, 'xlsum', i, 8)}"
-        rows.append({"id": item_id, "url": f"https://demo.mwork.invalid/{lang}/news/{item_id}",
-                     "title": ex.title, "summary": ex.summary, "text": ex.text})
+        rows.append(
+            {
+                "id": item_id,
+                "url": f"https://demo.mwork.invalid/{lang}/news/{item_id}",
+                "title": ex.title,
+                "summary": ex.summary,
+                "text": ex.text,
+            }
+        )
     return rows
 
 
 BUILDERS: dict[str, Callable[[World, str, int, int], list[Row]]] = {
-    "mgsm": mgsm_rows, "xquad": xquad_rows, "xcsqa": xcsqa_rows, "xlsum": xlsum_rows,
+    "mgsm": mgsm_rows,
+    "xquad": xquad_rows,
+    "xcsqa": xcsqa_rows,
+    "xlsum": xlsum_rows,
 }

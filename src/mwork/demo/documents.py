@@ -126,8 +126,10 @@ def wiki_specs(world: World, content: random.Random) -> tuple[Ref, list[Spec]]:
     if kind == "person":
         person = content.choice(world.people)
         facts = bio_facts(person)
-        intro = ("intro", {"p": _p(person.key), "job": ("job", person.job),
-                           "city": ("city", person.city)})
+        intro = (
+            "intro",
+            {"p": _p(person.key), "job": ("job", person.job), "city": ("city", person.city)},
+        )
         rest = [facts[k] for k in ("pet", "age", "workplace", "friends", "fav")]
         content.shuffle(rest)
         return _p(person.key), [intro] + rest[: content.randint(2, 5)]
@@ -137,14 +139,20 @@ def wiki_specs(world: World, content: random.Random) -> tuple[Ref, list[Spec]]:
         slots: dict[str, Value] = {"country": ("country", country), "city": ("city", city)}
         if kind == "country":
             return ("country", country), [("country_intro", slots), ("capital", slots)]
-        residents = [("lives", {"p": _p(p.key), "city": ("city", city)})
-                     for p in world.people if p.city == city]
+        residents = [
+            ("lives", {"p": _p(p.key), "city": ("city", city)})
+            for p in world.people
+            if p.city == city
+        ]
         return ("city", city), [("city_intro", slots), ("capital_rev", slots)] + residents[:4]
     if kind == "colour":
         colour = content.choice(L.keys("colour"))
         c: Ref = ("colour", colour)
-        things = [("colour", {"thing": ("thing", t), "colour": c}) for t in L.keys("thing")
-                  if L.meta(("thing", t), "_colour") == colour]
+        things = [
+            ("colour", {"thing": ("thing", t), "colour": c})
+            for t in L.keys("thing")
+            if L.meta(("thing", t), "_colour") == colour
+        ]
         fans = [("fav", {"p": _p(p.key), "colour": c}) for p in world.people if p.colour == colour]
         return c, [("colour_intro", {"colour": c})] + things + fans[:3]
     job = content.choice(L.keys("job"))
@@ -164,9 +172,15 @@ def news_specs(world: World, event: Event, content: random.Random) -> tuple[Spec
     """A news story: (title spec, body specs, one-sentence summary spec)."""
     person, other = world.person(event.person), world.person(event.other)
     slots: dict[str, Value] = {
-        "p": _p(person.key), "q": _p(other.key), "day": ("day", event.day), "n": event.n,
-        "k": event.k, "obj": ("object", event.obj), "job": ("job", person.job),
-        "city": ("city", event.city_from), "city1": ("city", event.city_from),
+        "p": _p(person.key),
+        "q": _p(other.key),
+        "day": ("day", event.day),
+        "n": event.n,
+        "k": event.k,
+        "obj": ("object", event.obj),
+        "job": ("job", person.job),
+        "city": ("city", event.city_from),
+        "city1": ("city", event.city_from),
         "city2": ("city", event.city_to),
     }
     extra = bio_facts(other)["job"]
@@ -183,5 +197,13 @@ def news_specs(world: World, event: Event, content: random.Random) -> tuple[Spec
 
 def problem_spec(problem: Problem) -> Spec:
     """The word-problem template of an arithmetic problem."""
-    return (f"m_{problem.op}", {"p": _p(problem.person), "q": _p(problem.other),
-                                "obj": ("object", problem.obj), "a": problem.a, "b": problem.b})
+    return (
+        f"m_{problem.op}",
+        {
+            "p": _p(problem.person),
+            "q": _p(problem.other),
+            "obj": ("object", problem.obj),
+            "a": problem.a,
+            "b": problem.b,
+        },
+    )

@@ -17,7 +17,9 @@ from mwork.demo.prompts import mgsm_answer
 from mwork.demo.world import Fact, World
 
 QA_TARGETS: dict[str, tuple[str, str]] = {
-    "lives": ("q_lives", "city"), "job": ("q_job", "job"), "pet": ("q_pet", "pet"),
+    "lives": ("q_lives", "city"),
+    "job": ("q_job", "job"),
+    "pet": ("q_pet", "pet"),
     "age": ("q_age", "age"),
 }
 """Bio statement asked about -> (question template, slot holding the answer)."""
@@ -64,7 +66,9 @@ class NewsExample:
     summary: str
 
 
-def qa_example(world: World, lang: str, content: random.Random, variant: random.Random) -> QAExample:
+def qa_example(
+    world: World, lang: str, content: random.Random, variant: random.Random
+) -> QAExample:
     """A short bio of one person (4-6 sentences) and a question about one stated attribute.
 
     One sentence about the person's friend is mixed in, so the answer has to be bound to the
@@ -93,7 +97,11 @@ def qa_example(world: World, lang: str, content: random.Random, variant: random.
 
 
 def mc_example(
-    world: World, lang: str, content: random.Random, variant: random.Random, fact: Fact | None = None
+    world: World,
+    lang: str,
+    content: random.Random,
+    variant: random.Random,
+    fact: Fact | None = None,
 ) -> MCExample:
     """A question about a world fact with the answer and four distractors of the same kind."""
     fact = fact if fact is not None else content.choice(world.facts())
@@ -106,17 +114,27 @@ def mc_example(
     return MCExample(question, choices, options.index(fact.answer[1]))
 
 
-def math_example(world: World, lang: str, content: random.Random, variant: random.Random) -> MathExample:
+def math_example(
+    world: World, lang: str, content: random.Random, variant: random.Random
+) -> MathExample:
     """An add/subtract/multiply word problem with operands 2..12."""
     problem = world.problem(content)
     key, slots = D.problem_spec(problem)
     question = L.render(lang, key, slots, variant).text
-    return MathExample(question, mgsm_answer(lang, problem.equation, problem.answer),
-                       problem.answer, problem.equation)
+    return MathExample(
+        question,
+        mgsm_answer(lang, problem.equation, problem.answer),
+        problem.answer,
+        problem.equation,
+    )
 
 
 def news_example(
-    world: World, lang: str, content: random.Random, variant: random.Random, event_index: int | None = None
+    world: World,
+    lang: str,
+    content: random.Random,
+    variant: random.Random,
+    event_index: int | None = None,
 ) -> NewsExample:
     """A news story about one of the world's events (random unless `event_index` is given)."""
     if event_index is None:

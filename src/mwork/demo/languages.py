@@ -54,11 +54,15 @@ def check_languages(languages: Sequence[str]) -> tuple[str, ...]:
     langs = tuple(languages)
     unknown = sorted(set(langs) - set(supported_languages()))
     if unknown:
-        raise MworkError(f"demo world has no templates for {unknown}",
-                         f"choose languages from {list(supported_languages())}")
+        raise MworkError(
+            f"demo world has no templates for {unknown}",
+            f"choose languages from {list(supported_languages())}",
+        )
     if not langs or langs[0] != "en" or len(set(langs)) != len(langs):
-        raise MworkError(f"demo languages {list(langs)} must start with 'en' and not repeat",
-                         "list 'en' first, then each other language once")
+        raise MworkError(
+            f"demo languages {list(langs)} must start with 'en' and not repeat",
+            "list 'en' first, then each other language once",
+        )
     return langs
 
 
@@ -170,15 +174,16 @@ def render(lang: str, key: str, slots: Slots, rng: random.Random | None = None) 
     pos = 0
     length = 0
     for m in _TOKEN.finditer(template):
-        literal = template[pos:m.start()]
+        literal = template[pos : m.start()]
         out.append(literal)
         length += len(literal)
         pos = m.end()
         if m.group(5) is not None:  # [masc|fem]
             piece = m.group(6) if gender(lang, slots["p"]) == "f" else m.group(5)
         elif m.group(1):  # {@word...}
-            piece = form(lang, ("word", m.group(2)), m.group(3) or "nom",
-                         _agreement(lang, slots, m.group(4)))
+            piece = form(
+                lang, ("word", m.group(2)), m.group(3) or "nom", _agreement(lang, slots, m.group(4))
+            )
         else:
             value = slots[m.group(2)]
             if isinstance(value, int):

@@ -10,7 +10,7 @@ language), which give the model a reason to share an English-centric middle.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mwork.demo import documents as D
@@ -34,16 +34,22 @@ class Doc:
 
 def web_text(world: World, lang: str, content: random.Random, variant: random.Random) -> str:
     """A first-person web post (detection-corpus style)."""
-    return D.render_specs(lang, D.web_specs(world, content.choice(world.people), content), variant).text
+    return D.render_specs(
+        lang, D.web_specs(world, content.choice(world.people), content), variant
+    ).text
 
 
-def wiki_text(world: World, lang: str, content: random.Random, variant: random.Random) -> tuple[str, str]:
+def wiki_text(
+    world: World, lang: str, content: random.Random, variant: random.Random
+) -> tuple[str, str]:
     """An encyclopedia article (enhancement-corpus style): (title, text)."""
     title, specs = D.wiki_specs(world, content)
     return D.title_text(lang, title), D.render_specs(lang, specs, variant).text
 
 
-def mono_text(world: World, kind: str, lang: str, content: random.Random, variant: random.Random) -> str:
+def mono_text(
+    world: World, kind: str, lang: str, content: random.Random, variant: random.Random
+) -> str:
     """One monolingual training document of `kind` (see MONO_KINDS)."""
     if kind == "web":
         return web_text(world, lang, content, variant)
@@ -60,8 +66,10 @@ def mono_text(world: World, kind: str, lang: str, content: random.Random, varian
         return P.xquad_prompt(lang, qa.context, qa.question) + P.answer_suffix(lang, qa.answer)
     if kind == "faq":
         items = [E.mc_example(world, lang, content, variant) for _ in range(content.randint(2, 4))]
-        return "\n".join(P.xcsqa_prompt(lang, mc.question) + P.answer_suffix(lang, mc.choices[mc.answer_index])
-                         for mc in items)
+        return "\n".join(
+            P.xcsqa_prompt(lang, mc.question) + P.answer_suffix(lang, mc.choices[mc.answer_index])
+            for mc in items
+        )
     if kind == "math":
         ex = E.math_example(world, lang, content, variant)
         return P.mgsm_prompt(lang, ex.question) + P.answer_suffix(lang, ex.answer)
@@ -74,7 +82,9 @@ def _plan(world: World, content: random.Random) -> list[D.Spec]:
     return D.wiki_specs(world, content)[1]
 
 
-def parallel_doc(world: World, other: str, content: random.Random, variants: dict[str, random.Random]) -> Doc:
+def parallel_doc(
+    world: World, other: str, content: random.Random, variants: dict[str, random.Random]
+) -> Doc:
     """English and `other` renderings of one plan, as two blocks or as interleaved sentence pairs."""
     specs = _plan(world, content)
     en = D.render_specs("en", specs, variants["en"])
@@ -86,7 +96,9 @@ def parallel_doc(world: World, other: str, content: random.Random, variants: dic
     return Doc("parallel", text, (("en", en.text), (other, xx.text)))
 
 
-def codeswitch_doc(world: World, other: str, content: random.Random, variants: dict[str, random.Random]) -> Doc:
+def codeswitch_doc(
+    world: World, other: str, content: random.Random, variants: dict[str, random.Random]
+) -> Doc:
     """One plan whose sentences are each rendered in English or `other` (coin flip)."""
     parts = []
     for spec in _plan(world, content):
@@ -96,8 +108,14 @@ def codeswitch_doc(world: World, other: str, content: random.Random, variants: d
 
 
 def training_docs(
-    world: World, languages: Sequence[str], n_docs: int, english_share: float,
-    parallel_share: float, codeswitch_share: float, seed: int,
+    world: World,
+    languages: Sequence[str],
+    n_docs: int,
+    english_share: float,
+    parallel_share: float,
+    codeswitch_share: float,
+    seed: int,
+    language_weights: Mapping[str, float] | None = None,
 ) -> list[Doc]:
     """The training mixture.
 
@@ -110,8 +128,19 @@ def training_docs(
         parallel_share: fraction of documents that are English-X parallel.
         codeswitch_share: fraction of documents that are English-X code-switched.
         seed: world seed (documents are drawn from rngs derived from it).
+        language_weights: relative weight of each non-English language wherever one is drawn
+            (monolingual, parallel, code-switched); missing languages weigh 1. None or {} keeps
+            the uniform draw (byte-identical to a mixture without weights). A weight of 0.1 makes
+            a language scarce, the demo's "low-resource" case for neuron fine-tuning.
     """
     others = list(languages[1:])
+    weights_x = [float((language_weights or {}).get(lang, 1.0)) for lang in others]
+
+    def pick_other(rng: random.Random) -> str:
+        if not language_weights:
+            return rng.choice(others)
+        return rng.choices(others, weights_x)[0]
+
     kinds, weights = zip(*sorted(MONO_KINDS.items()), strict=True)
     docs = []
     for i in range(n_docs):
@@ -119,11 +148,11 @@ def training_docs(
         variants = {lang: random.Random(f"{seed}:train:{i}:{lang}") for lang in languages}
         r = content.random()
         if others and r < parallel_share:
-            docs.append(parallel_doc(world, content.choice(others), content, variants))
+            docs.append(parallel_doc(world, pick_other(content), content, variants))
         elif others and r < parallel_share + codeswitch_share:
-            docs.append(codeswitch_doc(world, content.choice(others), content, variants))
+            docs.append(codeswitch_doc(world, pick_other(content), content, variants))
         else:
-            lang = "en" if not others or content.random() < english_share else content.choice(others)
+            lang = "en" if not others or content.random() < english_share else pick_other(content)
             kind = content.choices(kinds, weights)[0]
             text = mono_text(world, kind, lang, content, variants[lang])
             docs.append(Doc(kind, text, ((lang, text),)))

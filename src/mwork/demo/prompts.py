@@ -2,7 +2,7 @@
 
 The same functions format the training examples (prompt + answer) and the evaluation prompts,
 so a model trained on the demo mixture has seen each task's format in every language. The texts
-come from the lm-eval task prompts (src/mwork/data/prompts.yaml, variant `paper`), so the demo
+come from the lm-eval task prompts (src/mwork/lmeval_tasks/<task>/prompts.yaml, variant `paper`), so the demo
 model is scored through lm-eval with exactly the prompts it was trained on.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 
 from mwork.demo import languages as L
-from mwork.tasks import load_prompts
+from mwork.lmeval_tasks import load_prompts
 
 
 @functools.cache
 def _paper_prompts() -> dict:
-    """The `paper` prompt variant of each task (src/mwork/data/prompts.yaml, shared with lm-eval)."""
+    """The `paper` prompt variant of each task (src/mwork/lmeval_tasks/<task>/prompts.yaml, shared with lm-eval)."""
     return {task: variants["paper"] for task, variants in load_prompts().items()}
 
 

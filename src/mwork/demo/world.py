@@ -15,9 +15,6 @@ from mwork.demo import languages as L
 from mwork.demo.languages import Ref
 from mwork.errors import MworkError
 
-RELATIONS: tuple[str, ...] = ("capital", "colour", "workplace", "lives")
-"""Fact relations that the multiple-choice benchmark asks about."""
-
 
 @dataclass(frozen=True)
 class Person:
@@ -100,12 +97,18 @@ class World:
 
     def facts(self) -> list[Fact]:
         """All multiple-choice facts: capitals, colours of things, workplaces of jobs, residences."""
-        out = [Fact("capital", ("country", c), ("city", L.meta(("country", c), "_capital")), "city")
-               for c in L.keys("country")]
-        out += [Fact("colour", ("thing", t), ("colour", L.meta(("thing", t), "_colour")), "colour")
-                for t in L.keys("thing")]
-        out += [Fact("workplace", ("job", j), ("place", L.meta(("job", j), "_place")), "place")
-                for j in L.keys("job")]
+        out = [
+            Fact("capital", ("country", c), ("city", L.meta(("country", c), "_capital")), "city")
+            for c in L.keys("country")
+        ]
+        out += [
+            Fact("colour", ("thing", t), ("colour", L.meta(("thing", t), "_colour")), "colour")
+            for t in L.keys("thing")
+        ]
+        out += [
+            Fact("workplace", ("job", j), ("place", L.meta(("job", j), "_place")), "place")
+            for j in L.keys("job")
+        ]
         out += [Fact("lives", ("person", p.key), ("city", p.city), "city") for p in self.people]
         return out
 
@@ -132,8 +135,10 @@ def build_world(seed: int, n_people: int, n_events: int) -> World:
     """
     names = L.keys("person")
     if not 2 <= n_people <= len(names):
-        raise MworkError(f"demo world n_people={n_people} is out of range",
-                         f"use 2..{len(names)} (one per name in the lexicon)")
+        raise MworkError(
+            f"demo world n_people={n_people} is out of range",
+            f"use 2..{len(names)} (one per name in the lexicon)",
+        )
     if n_events < 1:
         raise MworkError(f"demo world n_events={n_events} must be positive", "set n_events >= 1")
     rng = random.Random(f"world:{seed}")
@@ -141,19 +146,32 @@ def build_world(seed: int, n_people: int, n_events: int) -> World:
     people = []
     for key in chosen:
         friend = rng.choice([k for k in chosen if k != key])
-        people.append(Person(
-            key=key, city=rng.choice(L.keys("city")), job=rng.choice(L.keys("job")),
-            pet=rng.choice(L.keys("pet")), colour=rng.choice(L.keys("colour")),
-            age=rng.randint(20, 69), friend=friend,
-        ))
+        people.append(
+            Person(
+                key=key,
+                city=rng.choice(L.keys("city")),
+                job=rng.choice(L.keys("job")),
+                pet=rng.choice(L.keys("pet")),
+                colour=rng.choice(L.keys("colour")),
+                age=rng.randint(20, 69),
+                friend=friend,
+            )
+        )
     events = []
     for _ in range(n_events):
         person, other = rng.sample(chosen, 2)
         home = next(p.city for p in people if p.key == person)
-        events.append(Event(
-            kind=rng.choice(["trip", "buy"]), person=person, other=other, city_from=home,
-            city_to=rng.choice([c for c in L.keys("city") if c != home]),
-            day=rng.choice(L.keys("day")), n=(n := rng.randint(3, 9)), k=rng.randint(2, n - 1),
-            obj=rng.choice(L.keys("object")),
-        ))
+        events.append(
+            Event(
+                kind=rng.choice(["trip", "buy"]),
+                person=person,
+                other=other,
+                city_from=home,
+                city_to=rng.choice([c for c in L.keys("city") if c != home]),
+                day=rng.choice(L.keys("day")),
+                n=(n := rng.randint(3, 9)),
+                k=rng.randint(2, n - 1),
+                obj=rng.choice(L.keys("object")),
+            )
+        )
     return World(seed=seed, people=tuple(people), events=tuple(events))

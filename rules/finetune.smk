@@ -1,0 +1,46 @@
+# Neuron fine-tuning (paper §4, Fig. 4, Table 6): N nested-sampled Wikipedia documents per language,
+# then only the language's neurons (ls), matched random neurons (random) or every parameter (full)
+# are trained; the delta is scored by the evaluation stage as run label ft_{kind}-{N}.
+# Package module: mwork.finetune.
+
+
+rule download_wiki:
+    input:
+        local=get_wiki_input,
+    output:
+        corpus="resources/wiki/{lang}.jsonl",
+    log:
+        "logs/download_wiki/{lang}.log",
+    conda:
+        "../envs/mwork.yaml"
+    params:
+        source=get_wiki_source,
+        settings=get_wiki_settings(),
+    script:
+        "../scripts/download_corpus.py"
+
+
+rule finetune_neurons:
+    input:
+        docs="resources/wiki/{lang}.jsonl",
+        neurons=get_finetune_neurons,
+        model=get_model_input,
+    output:
+        delta="results/{model}/finetune/{kind}-{n}/{lang}.delta.safetensors",
+        log="results/{model}/finetune/{kind}-{n}/{lang}.log.json",
+    log:
+        "logs/finetune_neurons/{model}/{kind}-{n}/{lang}.log",
+    benchmark:
+        "benchmarks/finetune_neurons/{model}/{kind}-{n}/{lang}.tsv"
+    conda:
+        "../envs/mwork.yaml"
+    resources:
+        gpu=1,
+        mem_mb=64000,
+        runtime=240,
+    params:
+        model=get_model_spec,
+        settings=get_finetune_settings,
+        data_seed=FT["data_seed"] if FT else 0,
+    script:
+        "../scripts/finetune_neurons.py"

@@ -1,0 +1,18 @@
+"""Snakemake adapter of rule compare_detectors: PLND vs LAPE FFN sets per language and layer."""
+
+from typing import TYPE_CHECKING
+
+from mwork.neuronstats import agreement_to_file
+from mwork.runlog import setup_rule_logging
+
+if TYPE_CHECKING:
+    from snakemake.script import snakemake
+
+setup_rule_logging(snakemake.log[0], model=snakemake.wildcards.model)
+agreement_to_file(
+    snakemake.wildcards.model,
+    list(snakemake.params.langs),
+    list(snakemake.input.plnd),
+    list(snakemake.input.lape),
+    snakemake.output.agreement,
+)

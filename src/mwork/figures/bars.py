@@ -1,0 +1,241 @@
+"""Grouped bar charts with optional CI whiskers: deactivation summaries, neuron shares, Fig. 4.
+
+`grouped_bars` is the generic building block: the enhancement stage draws Fig. 4 as
+`grouped_bars(df, x="task", hue="method", y="score", lo=..., hi=..., value_labels=True)` and
+Table 6 as `grouped_bars(df, x="lang", hue="method", y="score")`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.mathtext import MathTextParser
+from matplotlib.patches import Patch
+
+from mwork.figures.style import (
+    COLUMN_WIDTH,
+    DEACTIVATION_COLUMNS,
+    OKABE_ITO,
+    PAGE_WIDTH,
+    figure,
+    require,
+    styled,
+)
+
+COMPONENT_LABELS = {"ffn": "FFN", "attn_q": "attn Q", "attn_k": "attn K", "attn_v": "attn V"}
+_MATH_PARSER = MathTextParser("path")
+
+
+def pretty_condition(name: str) -> str:
+    """Render names like D^R_All, D_S(A), D_U&G, Dbar_S(A) as mathtext; other names unchanged."""
+    m = re.fullmatch(r"([A-Za-z])(bar|\u0304)?(\^[A-Za-z]+)?_([A-Za-z&()]+)", name)
+    if not m:
+        return name
+    base = rf"\bar{{{m.group(1)}}}" if m.group(2) else m.group(1)
+    text = f"${base}{m.group(3) or ''}_{{{m.group(4)}}}$"
+    try:
+        _MATH_PARSER.parse(text)
+    except ValueError:
+        return name
+    return text
+
+
+def _visible_len(label: str) -> int:
+    """Characters a label shows (mathtext markup removed)."""
+    return len(re.sub(r"\\[a-z]+|[${}^_]", "", label))
+
+
+@styled
+def grouped_bars(
+    df: pd.DataFrame,
+    x: str,
+    hue: str,
+    y: str,
+    lo: str | None = None,
+    hi: str | None = None,
+    panel: str | None = None,
+    ncols: int = 2,
+    ylabel: str | None = None,
+    xlabel: str | None = None,
+    title: str | None = None,
+    hue_order: Sequence[str] | None = None,
+    value_labels: bool = False,
+    sharey: bool = True,
+    x_labels: dict[str, str] | None = None,
+) -> Figure:
+    """Bars of `y` per `x` category, one colour per `hue`, one panel per `panel` value.
+
+    Args:
+        df: tidy frame, one row per (panel, x, hue).
+        lo, hi: columns with the CI bounds of `y`; NaN = no whisker for that bar.
+        panel: facet column (panel titles are its values); None = one panel.
+        x_labels: display names of x categories (default: as is).
+        value_labels: write each bar's value above/below it.
+
+    Returns:
+        Figure with one axes per panel; the legend (hue) sits above the panels.
+    """
+    require(df, [c for c in (x, hue, y, lo, hi, panel) if c], "bar")
+    panels = list(dict.fromkeys(df[panel])) if panel else [None]
+    hues = list(hue_order or dict.fromkeys(df[hue]))
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = math.ceil(len(panels) / ncols)
+    n_x = max(df[df[panel] == p][x].nunique() if panel else df[x].nunique() for p in panels)
+    width = COLUMN_WIDTH if ncols == 1 and n_x * len(hues) <= 16 else PAGE_WIDTH
+    fig = figure(width, 1.7 * nrows + 0.45)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey)
+    colours = dict(zip(hues, OKABE_ITO * (len(hues) // len(OKABE_ITO) + 1), strict=False))
+    bar_w = 0.8 / len(hues)
+    for k, p in enumerate(panels):
+        ax = axes.flat[k]
+        part = df[df[panel] == p] if panel else df
+        cats = list(dict.fromkeys(part[x]))
+        for j, h in enumerate(hues):
+            rows = part[part[hue] == h].set_index(x).reindex(cats)
+            pos = np.arange(len(cats)) + (j - (len(hues) - 1) / 2) * bar_w
+            vals = rows[y].to_numpy(dtype=float)
+            bars = ax.bar(pos, np.nan_to_num(vals), bar_w * 0.92, color=colours[h], label=str(h))
+            if lo and hi:
+                low, high = rows[lo].to_numpy(dtype=float), rows[hi].to_numpy(dtype=float)
+                ok = np.isfinite(low) & np.isfinite(high) & np.isfinite(vals)
+                if ok.any():
+                    err = np.vstack([vals[ok] - low[ok], high[ok] - vals[ok]])
+                    ax.errorbar(
+                        pos[ok],
+                        vals[ok],
+                        yerr=err,
+                        fmt="none",
+                        ecolor="0.15",
+                        elinewidth=0.8,
+                        capsize=1.5,
+                    )
+            if value_labels:
+                ax.bar_label(
+                    bars,
+                    labels=[f"{v:.1f}" if np.isfinite(v) else "" for v in vals],
+                    fontsize=5.5,
+                    padding=1,
+                )
+        labels = [(x_labels or {}).get(c, str(c)) for c in cats]
+        rotate = max(_visible_len(s) for s in labels) > 8 or len(cats) * len(hues) > 24
+        ax.set_xticks(
+            range(len(cats)),
+            labels,
+            rotation=30 if rotate else 0,
+            ha="right" if rotate else "center",
+        )
+        ax.axhline(0, color="0.3", linewidth=0.6)
+        ax.tick_params(axis="x", length=0)
+        if p is not None:
+            ax.set_title(str(p), loc="left")
+        if k % ncols == 0:
+            ax.set_ylabel(ylabel or y)
+        if xlabel and k >= len(panels) - ncols:
+            ax.set_xlabel(xlabel)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    handles = [Patch(color=colours[h], label=str(h)) for h in hues]
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(hues), 6), frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@styled
+def fig_neuron_share(counts: pd.DataFrame) -> Figure:
+    """LS neurons as % of each component's units (all layers), per language; one panel per model.
+
+    Args:
+        counts: count frame (model, lang, layer, component, count, n_units).
+    """
+    require(counts, ("model", "lang", "layer", "component", "count", "n_units"), "neuron count")
+    agg = counts.groupby(["model", "lang", "component"], sort=False, as_index=False)[
+        ["count", "n_units"]
+    ].sum()
+    agg["share"] = 100 * agg["count"] / agg["n_units"]
+    agg["component"] = agg["component"].map(lambda c: COMPONENT_LABELS.get(c, c))
+    order = [
+        COMPONENT_LABELS[c]
+        for c in COMPONENT_LABELS
+        if COMPONENT_LABELS[c] in set(agg["component"])
+    ]
+    order += [c for c in dict.fromkeys(agg["component"]) if c not in order]
+    return grouped_bars(
+        agg,
+        x="lang",
+        hue="component",
+        y="share",
+        panel="model",
+        ncols=1,
+        ylabel="LS neurons (% of units)",
+        xlabel="language",
+        hue_order=order,
+    )
+
+
+DELTA_LABELS = {"delta_eng": "ΔEng", "delta_n_eng": "Δn-Eng", "delta": "Δ = ΔEng − Δn-Eng"}
+
+
+def condition_labels(summary: pd.DataFrame) -> dict[str, str]:
+    """Display label per condition: the paper notation (column `paper` if present) as mathtext."""
+    out = {}
+    for row in summary.drop_duplicates("condition").itertuples():
+        cond = str(row.condition)
+        paper = str(getattr(row, "paper", "") or "")
+        if paper and paper != "nan":
+            suffix = cond.split("-", 1)[1] if "-n" in cond else ""
+            out[cond] = pretty_condition(paper) + (f" ({suffix})" if suffix else "")
+        else:
+            out[cond] = pretty_condition(cond)
+    return out
+
+
+@styled
+def fig_deactivation(summary: pd.DataFrame) -> Figure:
+    """Tables 2-5 as bars: per (table, model) panel, ΔEng, Δn-Eng and Δ per condition, with CIs.
+
+    Args:
+        summary: deactivation frame with DEACTIVATION_COLUMNS (delta_lo/delta_hi may be NaN);
+            optional columns delta_eng_lo/_hi and delta_n_eng_lo/_hi add whiskers to those bars,
+            optional column `paper` (paper notation, e.g. D^R_S(A)) labels the conditions.
+    """
+    require(summary, DEACTIVATION_COLUMNS, "deactivation summary")
+    models = list(dict.fromkeys(summary["model"]))
+    long = []
+    for col, label in DELTA_LABELS.items():
+        part = (
+            summary[["model", "table", "condition", col]]
+            .rename(columns={col: "value"})
+            .assign(quantity=label)
+        )
+        has_ci = f"{col}_lo" in summary.columns and f"{col}_hi" in summary.columns
+        part["lo"] = summary[f"{col}_lo"] if has_ci else np.nan
+        part["hi"] = summary[f"{col}_hi"] if has_ci else np.nan
+        long.append(part)
+    df = pd.concat(long, ignore_index=True)
+    df["panel"] = df["table"].astype(str) + " · " + df["model"].astype(str)
+    panel_order = [f"{t} · {m}" for t in dict.fromkeys(summary["table"]) for m in models]
+    df["panel"] = pd.Categorical(
+        df["panel"], [p for p in panel_order if p in set(df["panel"])], ordered=True
+    )
+    df = df.sort_values("panel", kind="stable")
+    df["panel"] = df["panel"].astype(str)
+    return grouped_bars(
+        df,
+        x="condition",
+        hue="quantity",
+        y="value",
+        lo="lo",
+        hi="hi",
+        panel="panel",
+        ncols=len(models),
+        ylabel="change (points)",
+        hue_order=list(DELTA_LABELS.values()),
+        sharey=False,
+        x_labels=condition_labels(summary),
+    )

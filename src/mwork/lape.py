@@ -1,0 +1,344 @@
+"""LAPE: language activation probability entropy (Tang et al., ACL 2024), a second detector.
+
+Recording (per model, language, document shard; one forward pass per batch, the same document
+sampling, sharding and length-sorted batching as PLND, `mwork.detect.make_batches`): for every
+layer i and FFN unit k, the number of (non-padding) tokens on which the activation after the
+gate non-linearity is > 0 — act(W_gate x)_k, i.e. SiLU for Llama-style gated FFNs, GELU(W_up x)
+for BLOOM (`ModelAdapter.ffn_activation`; the released `activation.py` counts the same
+`over_zero`). The recording is a neuron-set file (`mwork.neuronset`, header `detector: lape`,
+component `ffn` only) with `act_counts`, the token total `n_tokens`, `doc_counts` = documents on
+which the unit fired at all, and an empty selection. Shards merge by adding counts.
+
+Selection (joint over all languages, released `identify.py`):
+
+    p[i,k,l]  = act_counts_l[i,k] / n_tokens_l                    activation probability
+    q[i,k,:]  = p[i,k,:] / sum_l p[i,k,l]      (0 where the sum is 0)
+    H[i,k]    = -sum_l q log q                                     LAPE score
+    filter:   a neuron is a candidate only if some p[i,k,l] > the filter_rate quantile of all p
+              (`kthvalue(round(N·filter_rate))` over every layer, unit and language)
+    top:      the round(top_rate · n_layers · d_ffn) candidates with the lowest H (ties by
+              flat index layer·d_ffn + k; the released code takes topk over all neurons, so
+              filtered ones could fill the quota; here they never do)
+    assign:   a selected neuron belongs to language l if p[i,k,l] > the activation_bar_ratio
+              quantile of all p (a neuron can belong to several languages)
+
+Defaults (settings `detection.lape`): filter_rate 0.95, activation_bar_ratio 0.95 (released code),
+top_rate 0.01 (the paper's 1%; the released identify.py has 0.05).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import mwork
+from mwork.adapters import ModelAdapter
+from mwork.corpus import file_sha256, read_corpus, sample_documents, shard_documents
+from mwork.detect import make_batches
+from mwork.errors import MworkError
+from mwork.languages import check_language
+from mwork.modeling import model_fingerprint
+from mwork.neuronset import (
+    NeuronSet,
+    _check_shard_set,
+    load_neuron_set,
+    parse_shard,
+    save_neuron_set,
+)
+from mwork.settings import DetectionSettings, LapeSettings, ModelSpec
+
+log = logging.getLogger(__name__)
+
+DETECTOR = "lape"
+_SAME = (
+    "model",
+    "model_fingerprint",
+    "language",
+    "n_layers",
+    "units",
+    "max_tokens",
+    "corpus_sha256",
+    "seed",
+    "detector",
+)
+
+
+class ActivationRecorder:
+    """Forward hooks on every layer's FFN non-linearity counting activations > 0.
+
+    Set `token_mask` ([b, l] bool, True = real token) before each forward pass.
+    Attributes after the passes: `act_counts` [n_layers, d_ffn] int64 (tokens with activation
+    > 0), `doc_counts` [n_layers, d_ffn] int32 (sequences where the unit fired at least once).
+    """
+
+    def __init__(self, adapter: ModelAdapter) -> None:
+        self.adapter = adapter
+        modules = [adapter.ffn_activation(i) for i in range(adapter.n_layers)]
+        if len({id(m) for m in modules}) != len(modules):
+            raise MworkError(
+                f"{adapter.family}: the FFN activation module is shared between layers",
+                "LAPE needs one activation module per layer (unsupported architecture)",
+            )
+        device = next(adapter.model.parameters()).device
+        self.modules = modules
+        self.act_counts = torch.zeros(
+            adapter.n_layers, adapter.d_ffn, dtype=torch.int64, device=device
+        )
+        self.doc_counts = torch.zeros(
+            adapter.n_layers, adapter.d_ffn, dtype=torch.int32, device=device
+        )
+        self.token_mask: torch.Tensor | None = None
+        self._handles: list = []
+
+    def _hook(self, layer: int):
+        def hook(_module, _inputs, output):
+            fired = (output > 0) & self.token_mask[..., None]  # [b, l, d_ffn]
+            self.act_counts[layer] += fired.sum(dim=(0, 1))
+            self.doc_counts[layer] += fired.any(dim=1).sum(dim=0).to(torch.int32)
+
+        return hook
+
+    def __enter__(self) -> ActivationRecorder:
+        self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self.modules)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+
+@torch.inference_mode()
+def record_activations(
+    adapter: ModelAdapter,
+    tokenizer,
+    docs: list[str],
+    settings: DetectionSettings,
+    meta: dict[str, str] | None = None,
+    progress: bool = True,
+) -> NeuronSet:
+    """Count FFN activations > 0 over `docs` (one forward pass per batch).
+
+    Returns:
+        A LAPE recording: NeuronSet with component ffn, act_counts [n_layers, d_ffn] int64,
+        doc_counts [n_layers, d_ffn] int32, an empty selection; meta n_docs, n_tokens.
+    """
+    if not docs:
+        raise MworkError("no documents to record activations on", "check the corpus and --n-docs")
+    device = next(adapter.model.parameters()).device
+    encoded = [
+        tokenizer(t, truncation=True, max_length=settings.max_tokens)["input_ids"] for t in docs
+    ]
+    encoded = [ids if ids else [tokenizer.eos_token_id or 0] for ids in encoded]
+    lengths = [len(ids) for ids in encoded]
+    windows = {adapter.sliding_window(i) for i in range(adapter.n_layers)} - {None}
+    batches = make_batches(lengths, settings.batch_size, min(windows) if windows else None)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    with ActivationRecorder(adapter) as rec:
+        for batch in tqdm(batches, desc="LAPE", unit="batch", disable=not progress):
+            width = max(lengths[i] for i in batch)
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                ids[row, : lengths[i]] = torch.tensor(encoded[i])
+                mask[row, : lengths[i]] = 1
+            rec.token_mask = mask.to(device).bool()
+            adapter.model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+    act, docc = rec.act_counts.cpu(), rec.doc_counts.cpu()
+    info = {
+        "detector": DETECTOR,
+        "n_layers": str(adapter.n_layers),
+        "units": json.dumps({"ffn": adapter.d_ffn}),
+        "importance": DETECTOR,
+        "selection": "recording",
+        "n_docs": str(len(docs)),
+        "n_tokens": str(sum(lengths)),
+        "max_tokens": str(settings.max_tokens),
+        "seed": str(settings.seed),
+        "min_fraction": "1.0",
+        "variant": "all",
+        "mwork_version": mwork.__version__,
+        **(meta or {}),
+    }
+    empty = {"ffn": torch.zeros(adapter.n_layers, adapter.d_ffn, dtype=torch.bool)}
+    return NeuronSet(empty, {"ffn": docc}, info, act_counts={"ffn": act})
+
+
+def record_to_file(
+    spec: ModelSpec,
+    corpus: str | Path,
+    lang: str,
+    out: str | Path,
+    settings: DetectionSettings,
+    shard: tuple[int, int] = (0, 1),
+    device: str = "auto",
+) -> NeuronSet:
+    """Load model + corpus, sample and shard documents as PLND does, record, write atomically."""
+    check_language(lang)
+    docs = read_corpus(corpus)  # validate the corpus before paying for the model load
+    docs = shard_documents(sample_documents(docs, settings.n_docs, settings.seed), *shard)
+    model, tokenizer, adapter = spec.load(device)
+    meta = {
+        "model": spec.label,
+        "model_fingerprint": model_fingerprint(model),
+        "language": lang,
+        "corpus_sha256": file_sha256(corpus),
+    }
+    if shard[1] > 1:
+        meta["shard"] = f"{shard[0]}/{shard[1]}"
+    rec = record_activations(adapter, tokenizer, docs, settings, meta)
+    save_neuron_set(rec, out)
+    log.info("wrote %s: %d documents, %s tokens of %s", out, len(docs), rec.meta["n_tokens"], lang)
+    return rec
+
+
+def merge_recordings(parts: Sequence[NeuronSet]) -> NeuronSet:
+    """Merge the document shards of one recording: add act_counts, doc_counts, n_docs, n_tokens."""
+    if not parts:
+        raise MworkError("no LAPE recordings to merge", "pass at least one shard")
+    first = parts[0]
+    for p in parts:
+        if p.meta.get("detector") != DETECTOR or "ffn" not in p.act_counts:
+            raise MworkError(
+                "a file to merge is not a LAPE recording", "pass record_activations outputs"
+            )
+        for k in _SAME:
+            if p.meta.get(k) != first.meta.get(k):
+                raise MworkError(
+                    f"cannot merge LAPE recordings that differ in '{k}' "
+                    f"({first.meta.get(k)!r} vs {p.meta.get(k)!r})",
+                    "merge only shards of one recording",
+                )
+    _check_shard_set(list(parts))
+    meta = {k: v for k, v in first.meta.items() if k not in ("shard", "format")}
+    meta["n_docs"] = str(sum(p.n_docs for p in parts))
+    meta["n_tokens"] = str(sum(int(p.meta["n_tokens"]) for p in parts))
+    act = sum(p.act_counts["ffn"] for p in parts)
+    docc = sum(p.doc_counts["ffn"].to(torch.int64) for p in parts).to(torch.int32)
+    return NeuronSet(
+        {"ffn": torch.zeros_like(act, dtype=torch.bool)},
+        {"ffn": docc},
+        meta,
+        act_counts={"ffn": act},
+    )
+
+
+def activation_probs(recordings: Mapping[str, NeuronSet]) -> torch.Tensor:
+    """[n_layers, d_ffn, n_langs] float64 activation probabilities, languages in mapping order."""
+    return torch.stack(
+        [
+            r.act_counts["ffn"].double() / max(1, int(r.meta["n_tokens"]))
+            for r in recordings.values()
+        ],
+        dim=-1,
+    )
+
+
+def _quantile_value(flat: torch.Tensor, rate: float) -> float:
+    """The released code's `kthvalue(round(N·rate))` (1-based k, clamped to 1..N)."""
+    k = min(max(1, round(flat.numel() * rate)), flat.numel())
+    return float(flat.kthvalue(k).values)
+
+
+def lape_entropy(probs: torch.Tensor) -> torch.Tensor:
+    """[n_layers, d_ffn] entropy of the language-normalised probabilities (0·log 0 = 0)."""
+    norm = probs / probs.sum(dim=-1, keepdim=True)
+    norm = torch.nan_to_num(norm, nan=0.0)
+    logs = torch.where(norm > 0, norm.log(), torch.zeros_like(norm))
+    return -(norm * logs).sum(dim=-1)
+
+
+def lape_select(probs: torch.Tensor, settings: LapeSettings) -> torch.Tensor:
+    """LAPE's joint selection.
+
+    Args:
+        probs: [n_layers, d_ffn, n_langs] activation probabilities.
+        settings: filter_rate, top_rate, activation_bar_ratio.
+
+    Returns:
+        [n_langs, n_layers, d_ffn] bool, the language-specific neurons of each language.
+    """
+    settings.validate()
+    n_layers, d_ffn, n_langs = probs.shape
+    flat = probs.flatten()
+    entropy = lape_entropy(probs).flatten()  # [n_layers * d_ffn]
+    filter_value = _quantile_value(flat, settings.filter_rate)
+    candidate = (probs > filter_value).any(dim=-1).flatten()
+    quota = min(round(entropy.numel() * settings.top_rate), int(candidate.sum()))
+    cand_idx = torch.nonzero(candidate).flatten()  # ascending flat index
+    order = torch.sort(entropy[cand_idx], stable=True).indices  # ties: lower flat index first
+    chosen = cand_idx[order[:quota]]
+    bar = _quantile_value(flat, settings.activation_bar_ratio)
+    out = torch.zeros(n_langs, n_layers * d_ffn, dtype=torch.bool)
+    for lang in range(n_langs):
+        member = probs.reshape(-1, n_langs)[chosen, lang] > bar
+        out[lang, chosen[member]] = True
+    return out.reshape(n_langs, n_layers, d_ffn)
+
+
+def select_lape(
+    recordings: Mapping[str, NeuronSet], settings: LapeSettings
+) -> dict[str, NeuronSet]:
+    """One LAPE neuron set per language (joint selection over every language of `recordings`).
+
+    The sets keep the language's recording (act_counts, doc_counts, n_docs, n_tokens) and record
+    the settings and the joint languages in the header.
+    """
+    if len(recordings) < 2:
+        raise MworkError(
+            f"LAPE selects jointly over languages but got only {len(recordings)}",
+            "record at least two languages",
+        )
+    ref = next(iter(recordings.values()))
+    for lang, r in recordings.items():
+        if (
+            r.meta.get("model_fingerprint") != ref.meta.get("model_fingerprint")
+            or r.units != ref.units
+        ):
+            raise MworkError(
+                f"LAPE recording of {lang} comes from another model",
+                "record every language on the same model",
+            )
+    sel = lape_select(activation_probs(recordings), settings)
+    rule = {
+        "filter_rate": settings.filter_rate,
+        "top_rate": settings.top_rate,
+        "activation_bar_ratio": settings.activation_bar_ratio,
+        "languages": list(recordings),
+    }
+    out = {}
+    for j, (lang, r) in enumerate(recordings.items()):
+        meta = {**r.meta, "selection": json.dumps(rule, sort_keys=True)}
+        out[lang] = NeuronSet({"ffn": sel[j]}, r.doc_counts, meta, act_counts=r.act_counts)
+    return out
+
+
+def select_to_files(
+    shards: Mapping[str, Sequence[str | Path]],
+    outs: Mapping[str, str | Path],
+    settings: LapeSettings,
+) -> dict[str, NeuronSet]:
+    """Merge each language's recording shards, select jointly, write one neuron file per language."""
+    if set(shards) != set(outs):
+        raise MworkError(
+            f"recordings for {sorted(shards)} but outputs for {sorted(outs)}",
+            "give one output per recorded language",
+        )
+    settings.validate()
+    recs = {}
+    for lang, files in shards.items():
+        parts = [load_neuron_set(p) for p in files]
+        for p in parts:
+            if "shard" in p.meta:
+                parse_shard(p.meta["shard"])
+        recs[lang] = merge_recordings(parts)
+    sets = select_lape(recs, settings)
+    for lang, ns in sets.items():
+        save_neuron_set(ns, outs[lang])
+        log.info("LAPE %s: %d FFN neurons", lang, ns.count())
+    return sets

@@ -1,0 +1,140 @@
+"""Evaluation result JSONs -> one tidy per-item score table (the tables' only input).
+
+`tidy_scores` reads the JSONs written by `mwork.evaluate.evaluate_run` (schema `RESULT_SCHEMA`)
+and returns one row per scored item in the `SCORE_COLUMNS` schema:
+
+    model      str   model name
+    condition  str   run label without the seed ("none" = baseline), e.g. D_U-n1_6.minus-en
+    variant    str   neuron-set variant: all, minus-en, minus-shared
+    n1, n2     int   the label's layer-split overrides (-1: the model's own)
+    mask_lang  str   language whose neurons are deactivated; "none" for the baseline
+    task       str   e.g. xquad, mgsm, xcsqa, xlsum
+    eval_lang  str   language the item is evaluated in
+    seed       int   random-set seed for random conditions, -1 otherwise
+    n_masked   int   neurons the run deactivated (`neurons.total` of the JSON; 0 for the baseline)
+    metric     str   the task's primary metric (the paper's: MGSM/X-CSQA accuracy, XQuAD
+                     answer containment, XLSum ROUGE-L)
+    item_id    str   item identifier, the same across conditions (paired design)
+    value      float per-item score in [0, 1]; tables show x100 (ROUGE-L too), as the paper
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mwork.atomic import write_csv
+from mwork.conditions import RunLabel
+from mwork.errors import MworkError
+
+RESULT_SCHEMA = "mwork.deactivation/1"  # written by mwork.evaluate, read here
+SCORE_COLUMNS: tuple[str, ...] = (
+    "model",
+    "condition",
+    "variant",
+    "n1",
+    "n2",
+    "mask_lang",
+    "task",
+    "eval_lang",
+    "seed",
+    "n_masked",
+    "metric",
+    "item_id",
+    "value",
+)
+
+
+def load_eval_json(path: str | Path) -> dict[str, Any]:
+    """Read one run JSON and check its schema."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MworkError(
+            f"cannot read evaluation result {path} ({exc})", "re-run its evaluation job"
+        ) from None
+    if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA:
+        raise MworkError(
+            f"{path} is not an mwork deactivation result", f"expected schema {RESULT_SCHEMA}"
+        )
+    return data
+
+
+def label_columns(condition: str) -> dict[str, Any]:
+    """The tidy label columns (variant, n1, n2) of a score row's condition (-1: no override)."""
+    run = RunLabel.parse(condition)
+    return {
+        "variant": run.variant,
+        "n1": -1 if run.n1 is None else run.n1,
+        "n2": -1 if run.n2 is None else run.n2,
+    }
+
+
+def _item_ids(items: dict[str, Any]) -> list[str]:
+    """Dataset ids when present and unique, else lm-eval doc ids (stable for a fixed sample)."""
+    ids = items.get("id") or []
+    if ids and all(i is not None for i in ids) and len(set(map(str, ids))) == len(ids):
+        return [str(i) for i in ids]
+    return [f"doc{d}" for d in items["doc_id"]]
+
+
+def run_rows(data: dict[str, Any], source: str = "?") -> list[dict[str, Any]]:
+    """Tidy rows (SCORE_COLUMNS) of one run JSON; `source` names it in error messages."""
+    rows = []
+    seed = -1 if data.get("seed") is None else int(data["seed"])
+    label = label_columns(data["condition"])
+    n_masked = int((data.get("neurons") or {}).get("total", 0))
+    for name, task in data["tasks"].items():
+        spec, metric_key = task["spec"], task["primary_metric"]
+        values = task["items"]["scores"].get(metric_key)
+        if values is None:
+            raise MworkError(
+                f"{source}: task {name} has no per-item '{metric_key}' scores",
+                "re-run it with the current mwork",
+            )
+        for item_id, value in zip(_item_ids(task["items"]), values, strict=True):
+            if value is None or not math.isfinite(float(value)):
+                raise MworkError(
+                    f"{source}: task {name} item {item_id} has no {metric_key} score",
+                    "check the task's process_results",
+                )
+            rows.append(
+                {
+                    "model": data["model"],
+                    "condition": data["condition"],
+                    **label,
+                    "mask_lang": data["mask_lang"],
+                    "task": spec["task"],
+                    "eval_lang": spec["lang"],
+                    "seed": seed,
+                    "n_masked": n_masked,
+                    "metric": metric_key.split(",")[0],
+                    "item_id": item_id,
+                    "value": float(value),
+                }
+            )
+    return rows
+
+
+def tidy_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per scored item over all run JSONs (columns SCORE_COLUMNS, value in [0, 1])."""
+    rows = []
+    for path in paths:
+        rows += run_rows(load_eval_json(path), str(path))
+    return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
+
+
+def collect_scores(paths: Iterable[str | Path], out_csv: str | Path) -> pd.DataFrame:
+    """Write the tidy score table of `paths` to `out_csv` (atomically) and return it."""
+    df = tidy_scores(paths)
+    if df.empty:
+        raise MworkError(
+            "no scored items in the evaluation results", "check the evaluation jobs' logs"
+        )
+    write_csv(out_csv, df)
+    return df

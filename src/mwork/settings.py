@@ -1,0 +1,305 @@
+"""Typed settings of every stage, built from the validated config; defaults come from the schema.
+
+The config schema (`mwork/data/config.schema.yaml`, also what the workflow validates against) is
+the only place a default is written. Each dataclass field below reads its default from there
+(`schema_default("detection/n_docs")`), so the CLI, the Snakemake scripts and the tests all agree.
+A rule passes its script only the keys its job uses (`rules/common.smk`, `get_*_settings`), and
+the script turns them into one of these objects with `from_mapping` (unknown keys are errors).
+
+    ModelSpec            models.<alias>          which weights, dtype, layer count and split
+    CorpusSettings       corpus                  pool size and document length filters
+    DetectionSettings    detection               PLND detector (recorded in neuron files)
+    LapeSettings         detection.lape          LAPE selection (mwork.lape)
+    EvaluationSettings   evaluation + deactivation (mask_mode, count rule)
+    PerplexitySettings   perplexity + deactivation (mask_mode, count rule)
+    LensSettings         figures.lens            the layer-wise language lens
+    TableSettings        evaluation.n_boot / boot_seed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from mwork.errors import MworkError
+
+SCHEMA_FILE = Path(str(resources.files("mwork") / "data" / "config.schema.yaml"))
+T = TypeVar("T")
+
+
+@functools.cache
+def config_schema() -> dict[str, Any]:
+    """The config JSON schema (draft 2020-12) as a dict."""
+    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def schema_default(path: str) -> Any:
+    """The schema's default of one key, e.g. `schema_default("detection/n_docs")` -> 1000.
+
+    Raises:
+        KeyError: the key or its default is missing (a programming error, caught by the tests).
+    """
+    node = config_schema()
+    for part in path.split("/"):
+        props = node.get("properties", {})
+        if part in props:
+            node = props[part]
+        else:  # models.<alias>.<key>: the per-alias object schema
+            node = node["additionalProperties"]["properties"][part]
+    return node["default"]
+
+
+def schema_field(path: str) -> Any:
+    """A dataclass field whose default is the schema's (lists/dicts copied per instance)."""
+    value = schema_default(path)
+    if isinstance(value, list | dict):
+        return field(default_factory=lambda: type(value)(value))
+    return field(default=value)
+
+
+def from_mapping(cls: type[T], values: Mapping[str, Any] | None, what: str) -> T:
+    """Build settings `cls` from a config mapping; unknown keys raise MworkError."""
+    values = dict(values or {})
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise MworkError(f"unknown {what} setting(s) {unknown}", f"use only {sorted(known)}")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the config (`models.<alias>`), as a job needs it.
+
+    Attributes:
+        ref: local directory or hub id.
+        name: the alias (result paths, file metadata).
+        dtype: weights dtype when loading (PLND always scores in float32 or float64).
+        trust_remote_code: allow model code from the hub.
+        n_layers: the config's layer count, checked against the loaded model (None: unchecked).
+        n1, n2: understanding / generation layer counts (None where a job does not use them).
+    """
+
+    ref: str
+    name: str | None = None
+    dtype: str = schema_field("models/dtype")
+    trust_remote_code: bool = schema_field("models/trust_remote_code")
+    n_layers: int | None = None
+    n1: int | None = None
+    n2: int | None = None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ModelSpec:
+        return from_mapping(cls, values, "model")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.ref
+
+    def split(self) -> tuple[int, int]:
+        """(n1, n2), or a clear error when the spec was built without them."""
+        if self.n1 is None or self.n2 is None:
+            raise MworkError(
+                f"model {self.label} has no n1/n2 layer split", "set models.<alias>.n1 and n2"
+            )
+        return self.n1, self.n2
+
+    def load(self, device: str = "auto"):
+        """Load (model, tokenizer, adapter) and check the layer count against `n_layers`."""
+        from mwork.modeling import load_model
+
+        model, tokenizer, adapter = load_model(self.ref, self.dtype, device, self.trust_remote_code)
+        if self.n_layers is not None and self.n_layers != adapter.n_layers:
+            raise MworkError(
+                f"config says {self.label} has {self.n_layers} layers but the model has {adapter.n_layers}",
+                "fix models.<alias>.n_layers in the config",
+            )
+        # benchmarks/rule_costs.py splits a job's time at this line: fixed cost before, work after
+        logging.getLogger("mwork.settings").info(
+            "model loaded: %s (%s, %d layers)", self.label, self.dtype, adapter.n_layers
+        )
+        return model, tokenizer, adapter
+
+
+@dataclass(frozen=True)
+class CorpusSettings:
+    """Detection corpus pool (config `corpus`, without `sources`)."""
+
+    pool_size: int = schema_field("corpus/pool_size")
+    min_chars: int = schema_field("corpus/min_chars")
+    max_chars: int = schema_field("corpus/max_chars")
+
+    def validate(self) -> None:
+        """Raise MworkError on a pool no corpus can fill sensibly (checked before reading)."""
+        if self.pool_size < 1:
+            raise MworkError(f"pool_size must be >= 1 (got {self.pool_size})", "pass 1 or more")
+        if self.min_chars < 0:
+            raise MworkError(f"min_chars must be >= 0 (got {self.min_chars})", "pass 0 or more")
+        if self.max_chars < max(1, self.min_chars):
+            raise MworkError(
+                f"max_chars={self.max_chars} is below min_chars={self.min_chars} (documents would "
+                "be cut shorter than the minimum)",
+                "use max_chars >= min_chars",
+            )
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """PLND detector settings (config `detection`; recorded in the neuron file's metadata).
+
+    Attributes:
+        importance: "paper" (Eq. 5/8 exact) or "released-code" (the official code's proxies).
+        top_k_ffn / top_k_attn: per-document rank cut-off; None = proportional default.
+            top_k_attn counts query dims; k/v (n_kv heads) get k·n_kv/n_heads.
+        epsilon_ffn / epsilon_attn: absolute thresholds; when set they replace top-k.
+        min_fraction: share of documents that must select a neuron (1.0 = every one, Eq. 2).
+        max_tokens: documents are truncated to this many tokens.
+        seed: document sampling seed.
+        n_docs: documents sampled per language (None: all of the corpus).
+        batch_size: documents per forward pass (no effect on results).
+        qk_budget_mb: working memory of one Q/K scoring block (None: derived from the device).
+    """
+
+    importance: str = schema_field("detection/importance")
+    top_k_ffn: int | None = schema_field("detection/top_k_ffn")
+    top_k_attn: int | None = schema_field("detection/top_k_attn")
+    epsilon_ffn: float | None = schema_field("detection/epsilon_ffn")
+    epsilon_attn: float | None = schema_field("detection/epsilon_attn")
+    min_fraction: float = schema_field("detection/min_fraction")
+    max_tokens: int = schema_field("detection/max_tokens")
+    seed: int = schema_field("detection/seed")
+    n_docs: int | None = schema_field("detection/n_docs")
+    batch_size: int = schema_field("detection/batch_size")
+    qk_budget_mb: float | None = schema_field("detection/qk_budget_mb")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> DetectionSettings:
+        return from_mapping(cls, values, "detection")
+
+    def validate(self) -> None:
+        """Raise MworkError on settings no detection can run with."""
+        from mwork.plnd import IMPORTANCE_MODES
+
+        if self.importance not in IMPORTANCE_MODES:
+            raise MworkError(
+                f"unknown importance '{self.importance}'",
+                f"use one of {', '.join(IMPORTANCE_MODES)}",
+            )
+        for name in ("top_k_ffn", "top_k_attn", "max_tokens", "batch_size", "n_docs"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise MworkError(f"{name} must be >= 1 (got {v})", "pass a positive integer")
+        if self.qk_budget_mb is not None and not self.qk_budget_mb > 0:
+            raise MworkError(f"qk_budget_mb must be > 0 (got {self.qk_budget_mb})", "pass e.g. 64")
+        for name in ("epsilon_ffn", "epsilon_attn"):
+            v = getattr(self, name)
+            if v is not None and not math.isfinite(v):
+                raise MworkError(
+                    f"{name} must be a finite number (got {v})", "pass e.g. 0.5, or omit it (top-k)"
+                )
+        if not 0.0 < self.min_fraction <= 1.0:  # NaN fails too
+            raise MworkError(
+                f"min_fraction {self.min_fraction} is outside (0, 1]", "use e.g. 1.0 or 0.9"
+            )
+
+
+@dataclass(frozen=True)
+class LapeSettings:
+    """LAPE selection (config `detection.lape`; Tang et al. 2024, see `mwork.lape`).
+
+    Attributes:
+        filter_rate: quantile of all activation probabilities one language must exceed.
+        top_rate: share of all FFN neurons kept, lowest entropy first (paper 1%; code 5%).
+        activation_bar_ratio: quantile a language's probability must exceed to own a neuron.
+    """
+
+    filter_rate: float = schema_field("detection/lape/filter_rate")
+    top_rate: float = schema_field("detection/lape/top_rate")
+    activation_bar_ratio: float = schema_field("detection/lape/activation_bar_ratio")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> LapeSettings:
+        return from_mapping(cls, values, "lape")
+
+    def validate(self) -> None:
+        for name in ("filter_rate", "top_rate", "activation_bar_ratio"):
+            v = getattr(self, name)
+            if not 0.0 < v <= 1.0:
+                raise MworkError(
+                    f"detection.lape.{name} must be in (0, 1] (got {v})", "use e.g. 0.95"
+                )
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """lm-eval run settings of one evaluation job (config `evaluation` + `deactivation`)."""
+
+    batch_size: int = schema_field("evaluation/batch_size")
+    limit: int | None = schema_field("evaluation/limit")
+    max_gen_toks: int | None = schema_field("evaluation/max_gen_toks")
+    mask_mode: str = schema_field("deactivation/mask_mode")
+    count: str = schema_field("deactivation/count")
+    attn_n: int | None = schema_field("deactivation/attn_n")
+    ffn_n: int | None = schema_field("deactivation/ffn_n")
+    # run labels of the table the job's condition belongs to (the `equal` count rule); derived
+    # by the workflow (rules/common.smk get_count_peers), not a config key
+    count_peers: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> EvaluationSettings:
+        return from_mapping(cls, values, "evaluation")
+
+
+@dataclass(frozen=True)
+class PerplexitySettings:
+    """Held-out perplexity under deactivation (config `perplexity` + `deactivation`)."""
+
+    n_texts: int = schema_field("perplexity/n_texts")
+    max_tokens: int = schema_field("perplexity/max_tokens")
+    batch_size: int = schema_field("perplexity/batch_size")
+    seeds: list[int] = schema_field("perplexity/seeds")
+    mask_mode: str = schema_field("deactivation/mask_mode")
+    count: str = schema_field("deactivation/count")
+    attn_n: int | None = schema_field("deactivation/attn_n")
+    ffn_n: int | None = schema_field("deactivation/ffn_n")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> PerplexitySettings:
+        return from_mapping(cls, values, "perplexity")
+
+
+@dataclass(frozen=True)
+class LensSettings:
+    """Layer-wise language lens (config `figures.lens`, without the model list and variants)."""
+
+    prompts: str | None = schema_field("figures/lens/prompts")
+    top_k: int = schema_field("figures/lens/top_k")
+    max_new_tokens: int = schema_field("figures/lens/max_new_tokens")
+    prompt_template: str = schema_field("figures/lens/prompt_template")
+    lid_backend: str = schema_field("figures/lens/lid_backend")
+    lid_min_prob: float | None = schema_field("figures/lens/lid_min_prob")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> LensSettings:
+        return from_mapping(cls, values, "lens")
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """Bootstrap settings of the result tables (config `evaluation.n_boot`, `boot_seed`)."""
+
+    n_boot: int = schema_field("evaluation/n_boot")
+    boot_seed: int = schema_field("evaluation/boot_seed")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TableSettings:
+        return from_mapping(cls, values, "table")

@@ -1,0 +1,199 @@
+"""The embedded demo's DAG: its config validates and plans, and a reduced demo runs end to end."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mwork.neuronset import load_neuron_set
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "demo" / "config.yaml"
+
+
+def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=1200)
+
+
+def test_demo_config_validates_and_plans_every_stage(tmp_path):
+    res = snakemake(
+        "--configfile", str(DEMO), "-d", str(tmp_path), "-n", "--quiet", "rules", cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    for rule in (
+        "generate_demo_world",
+        "train_demo_model",
+        "detect_neurons",
+        "evaluate_condition",
+        "evaluate_baseline",
+        "make_tables",
+        "measure_deactivation_ppl",
+        "run_language_lens",
+        "plot_english_ratio",
+        "plot_overlap",
+        "plot_deactivation",
+        "download_wiki",
+        "finetune_neurons",
+        "plot_enhancement",
+        "record_activations",
+        "select_lape_neurons",
+        "compare_detectors",
+        "plot_detector_agreement",
+        "measure_deactivation_ppl_lape",
+    ):
+        assert f"\n{rule} " in res.stdout, rule
+    # the demo replaces config.yaml: none of the real study's 7B models is planned
+    assert "vicuna" not in res.stdout and "mistral-7b" not in res.stdout
+
+
+def reduced_config(tmp: Path) -> Path:
+    """demo/config.yaml shrunk: two languages, a small world, 12 training steps, few items."""
+    cfg = yaml.safe_load(DEMO.read_text())
+    langs = ["en", "zh"]
+    cfg["languages"]["detect"] = langs
+    cfg["corpus"]["sources"] = {l: cfg["corpus"]["sources"][l] for l in langs}
+    cfg["demo"]["languages"] = langs
+    cfg["demo"]["world"].update(
+        n_people=4,
+        n_events=6,
+        corpus_docs=12,
+        wiki_docs=4,
+        heldout_docs=6,
+        train_docs=200,
+        bench={"mgsm": 4, "xquad": 4, "xcsqa": 4, "xlsum": 4},
+    )
+    cfg["demo"]["train"].update(
+        steps=12,
+        batch_size=4,
+        seq_len=64,
+        hidden_size=32,
+        intermediate_size=64,
+        n_layers=3,
+        n_heads=2,
+        vocab_size=600,
+        log_every=4,
+    )
+    cfg["models"]["demo-llama"].update(n_layers=3, n1=1, n2=1)
+    cfg["detection"].update(n_docs=6, max_tokens=48, shared_languages=langs, compare_lape=True)
+    cfg["perplexity"].update(n_texts=4, seeds=[0])
+    ev = cfg["evaluation"]
+    ev["tasks"] = {
+        "xquad": {"langs": langs, "conditions": ["R_U", "D_U", "D_S"]},  # two LS: equal counts
+        "mgsm": {"langs": langs, "conditions": ["Dbar_S_attn.minus-en"]},
+        "xcsqa": {"langs": langs, "conditions": ["D_S_ffn"]},
+        "xlsum": {"langs": langs, "conditions": ["D_all"]},
+    }
+    ev["sweep"]["enabled"] = False
+    ev.update(limit=2, max_gen_toks=4, n_boot=20)
+    cfg["figures"]["lens"].update(variants=["normed"], max_new_tokens=2)
+    # fine-tuning: zh (made scarce), N 2 and 4 of the wiki articles, all three kinds, one task
+    cfg["demo"]["world"]["language_weights"] = {"zh": 0.5}
+    cfg["finetune"].update(
+        high_resource=["zh"],
+        low_resource=[],
+        n_docs=[2, 4],
+        baseline_n_docs=4,
+        tasks={"xcsqa": ["zh"]},
+        batch_size=2,
+        micro_batch_size=2,
+        max_length=32,
+    )
+    cfg["finetune"]["wiki"].update(pool_size=8)
+    cfg["demo"]["world"]["wiki_docs"] = 8  # a tiny world repeats articles: 8 keep >= 4 unique
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    wd = tmp_path_factory.mktemp("demo")
+    cfg = reduced_config(wd)
+    res = snakemake("--configfile", str(cfg), "-d", str(wd), "--cores", "2", cwd=wd)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    return wd
+
+
+def test_reduced_demo_runs_every_stage(demo_run):
+    r = demo_run / "results"
+    assert (r / "demo" / "model" / "config.json").exists()
+    for lang in ("en", "zh"):
+        ns = load_neuron_set(r / "demo-llama" / "neurons" / f"{lang}.safetensors")
+        assert ns.n_docs == 6 and ns.meta["language"] == lang
+    summary = pd.read_csv(r / "demo-llama" / "tables" / "tables2_5_summary.csv")
+    assert {"D_U", "R_U", "D_S_ffn", "D_all"} <= set(summary["condition"])
+    assert {"eng", "n_eng", "delta_eng", "delta_n_eng", "delta"} <= set(summary.columns)
+    assert (r / "demo-llama" / "ppl" / "deactivation.md").read_text().strip()
+    for fig in (
+        "fig1_english_ratio",
+        "fig7_language_distribution",
+        "fig3_neuron_counts",
+        "neuron_share",
+        "fig5_overlap",
+        "deactivation_summary",
+        "fig4_enhancement",
+    ):
+        assert (r / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    for kind, n in (("ls", 2), ("ls", 4), ("random", 4), ("full", 4)):
+        delta = r / "demo-llama" / "finetune" / f"{kind}-{n}" / "zh.delta.safetensors"
+        assert delta.stat().st_size > 0, delta
+        for lang in ("en", "zh"):
+            assert (
+                r / "demo-llama" / "eval" / f"ft_{kind}-{n}" / "zh" / "xcsqa" / f"{lang}.json"
+            ).exists()
+    fig4 = pd.read_csv(r / "demo-llama" / "tables" / "fig4_enhancement.csv")
+    assert {"Original", "Random-4", "Full-4", "LS-2", "LS-4"} <= set(fig4["method"])
+    assert set(fig4["task"]) == {"xcsqa"} and set(fig4["lang"]) == {"avg", "en"}
+    assert fig4[fig4["method"] == "Original"]["delta"].abs().max() == 0
+    assert "LS-4" in (r / "demo-llama" / "tables" / "fig4_enhancement.md").read_text()
+
+
+def test_reduced_demo_compares_detectors(demo_run):
+    """compare_lape: LAPE sets, the agreement table + figure, and LAPE's perplexity table."""
+    r = demo_run / "results"
+    agreement = pd.read_csv(r / "demo-llama" / "neurons_lape" / "agreement.csv")
+    assert set(agreement["lang"]) == {"en", "zh"}
+    assert sorted(set(agreement["layer"])) == [-1, 0, 1, 2]
+    for lang in ("en", "zh"):
+        lape = load_neuron_set(r / "demo-llama" / "neurons_lape" / f"{lang}.safetensors")
+        plnd = load_neuron_set(r / "demo-llama" / "neurons" / f"{lang}.safetensors")
+        assert lape.meta["detector"] == "lape" and set(lape.units) == {"ffn"}
+        pooled = agreement[(agreement["lang"] == lang) & (agreement["layer"] == -1)].iloc[0]
+        both = int((lape.selected["ffn"] & plnd.selected["ffn"]).sum())
+        assert (pooled.n_lape, pooled.n_plnd, pooled.n_both) == (
+            lape.count(),
+            int(plnd.selected["ffn"].sum()),
+            both,
+        )
+    assert (r / "figures" / "detector_agreement.png").stat().st_size > 1000
+    table = pd.read_csv(r / "tables" / "detector_agreement.csv")
+    pd.testing.assert_frame_equal(table, agreement)
+    for name, sets in (("deactivation", "neurons"), ("deactivation_lape", "neurons_lape")):
+        assert (r / "demo-llama" / "ppl" / f"{name}.md").read_text().strip()
+        long = pd.read_csv(r / "demo-llama" / "ppl" / f"{name}.csv")
+        for lang, part in long.groupby("mask_lang"):
+            ns = load_neuron_set(r / "demo-llama" / sets / f"{lang}.safetensors")
+            assert set(part["n_masked"]) == {ns.count()}, (name, lang)  # D_all = N_L, R_all matched
+    assert "LAPE" in (r / "demo-llama" / "ppl" / "deactivation_lape.md").read_text()
+
+
+def test_reduced_demo_masks_equal_totals_per_table(demo_run):
+    """deactivation.count: equal (the default): the LS conditions of each table mask one total,
+    and a random condition masks what its LS counterpart does."""
+    tables = demo_run / "results" / "demo-llama" / "tables"
+    summary = pd.read_csv(tables / "tables2_5_summary.csv")
+    ls = summary[summary["condition"].str.startswith("D")]
+    assert set(ls[ls["task"] == "xquad"]["condition"]) == {"D_U", "D_S"}
+    for task, part in ls.groupby("task"):
+        assert part["n_masked"].nunique() == 1 and part["n_masked"].iloc[0] > 0, (task, part)
+    per = pd.read_csv(tables / "tables14_17_per_language.csv")
+    for (task, lang), part in per[per["condition"].str.startswith("D")].groupby(["task", "lang"]):
+        assert part["n_masked"].nunique() == 1, (task, lang, part[["condition", "n_masked"]])
+    xquad = per[per["task"] == "xquad"].set_index(["condition", "lang"])["n_masked"]
+    for lang in ("en", "zh"):
+        if ("D_U", lang) in xquad.index:
+            assert xquad[("R_U", lang)] == xquad[("D_U", lang)]

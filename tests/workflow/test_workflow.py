@@ -1,0 +1,116 @@
+"""The Snakemake DAG: lint, dry-run of the real study, and a real tiny run of corpus + detection."""
+
+import json
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mwork.neuronset import load_neuron_set
+from mwork.tiny import save_tiny_model_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+
+
+def snakemake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    block = output.split("Job stats:")[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
+
+
+def test_lint_is_clean():
+    res = snakemake("--lint")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_dry_run_of_the_real_study_plans_corpus_and_detection():
+    res = snakemake("-n", "--quiet", "rules", "-d", str(ROOT))
+    assert res.returncode == 0, res.stdout + res.stderr
+    counts = job_counts(res.stdout)
+    # 10 languages (6 study + 4 enhancement) x 2 models (Vicuna, Mistral), 1 shard each
+    assert counts["download_corpus"] == 10
+    assert counts["detect_neurons"] == 20
+    assert counts["merge_neuron_shards"] == 20
+    assert counts["summarize_neurons"] == 2
+
+
+def test_bad_config_fails_with_schema_message(tmp_path):
+    cfg = (ROOT / "config.yaml").read_text().replace("importance: paper", "importance: magic")
+    (tmp_path / "config.yaml").write_text(cfg)
+    res = snakemake("-n", "--configfile", str(tmp_path / "config.yaml"), "-d", str(tmp_path))
+    assert res.returncode != 0 and "magic" in res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_workdir(tmp_path_factory) -> Path:
+    wd = tmp_path_factory.mktemp("wf")
+    rng = random.Random(0)
+    words = {
+        "en": "the cat sat on a mat and ran far away".split(),
+        "de": "der hund lief über die straße und bellte laut".split(),
+        "zh": list("我们今天去公园散步天气很好"),
+    }
+    (wd / "data").mkdir()
+    texts = []
+    for lang, w in words.items():
+        sep = "" if lang == "zh" else " "
+        docs = [sep.join(rng.choice(w) for _ in range(rng.randint(10, 30))) for _ in range(12)]
+        texts += docs
+        (wd / "data" / f"{lang}.jsonl").write_text(
+            "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in docs),
+            encoding="utf-8",
+        )
+    save_tiny_model_dir(wd / "model", "llama", texts, vocab_size=150)
+    (wd / "config.yaml").write_text("""
+models:
+  tiny: {path: model, n_layers: 2, n1: 1, n2: 0, dtype: float32}
+languages: {detect: [en, de, zh]}
+corpus:
+  min_chars: 10
+  sources: {en: {path: data/en.jsonl}, de: {path: data/de.jsonl}, zh: {path: data/zh.jsonl}}
+detection: {n_docs: 8, shards: 2, batch_size: 4, max_tokens: 64, shared_languages: [en, de, zh]}
+""")
+    res = snakemake("--configfile", str(wd / "config.yaml"), "-d", str(wd), "--cores", "2", cwd=wd)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return wd
+
+
+def test_tiny_run_writes_every_neuron_file(tiny_workdir):
+    neurons = tiny_workdir / "results" / "tiny" / "neurons"
+    for lang in ("en", "de", "zh"):
+        ns = load_neuron_set(neurons / f"{lang}.safetensors")
+        assert ns.n_docs == 8 and ns.meta["language"] == lang and ns.meta["model"] == "tiny"
+        assert "shard" not in ns.meta
+    for name in ("de.minus-en", "zh.minus-en", "en.minus-shared", "zh.minus-shared"):
+        assert load_neuron_set(neurons / f"{name}.safetensors").meta["variant"] in name
+    summary = (neurons / "summary.csv").read_text().splitlines()
+    assert summary[0] == "model,lang,variant,layer,component,selected,units,share"
+    assert (tiny_workdir / "logs" / "detect_neurons" / "tiny" / "zh.0-of-2.log").read_text().strip()
+    assert (tiny_workdir / "benchmarks" / "detect_neurons" / "tiny" / "zh.0-of-2.tsv").exists()
+
+
+def test_one_language_reruns_alone(tiny_workdir):
+    target = "results/tiny/neurons/zh.safetensors"
+    res = snakemake(
+        target,
+        "-n",
+        "--quiet",
+        "rules",
+        "-R",
+        "detect_neurons",
+        "--configfile",
+        str(tiny_workdir / "config.yaml"),
+        "-d",
+        str(tiny_workdir),
+        cwd=tiny_workdir,
+    )
+    assert res.returncode == 0, res.stderr
+    counts = job_counts(res.stdout)
+    assert counts == {"detect_neurons": 2, "merge_neuron_shards": 1, "total": 3}

@@ -22,4 +22,4 @@ job = {
     "settings": snakemake.params.settings,
 }
 context = {"model": w.model, "condition": w.condition, "mask_lang": w.mask_lang, "task": w.task}
-sys.exit(run_job("mwork.evaluate:evaluate_job", job, snakemake.log[0], None, context))
+sys.exit(run_job("mwork.jobs:evaluate", job, snakemake.log[0], context=context))

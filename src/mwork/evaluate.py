@@ -212,24 +212,3 @@ def evaluate_run(
         written[lang] = data
         log.info("wrote %s (%s)", path, ", ".join(f"{k}={v['metrics']}" for k, v in tasks.items()))
     return written
-
-
-def evaluate_job(
-    model: Mapping[str, Any],
-    label: str,
-    mask_lang: str,
-    neuron_file: str | None,
-    task_specs: list[Mapping[str, Any]],
-    outputs: Mapping[str, str],
-    settings: Mapping[str, Any],
-) -> None:
-    """`evaluate_run` from plain (JSON) values: the entry of the evaluation scripts (`mwork.worker`)."""
-    evaluate_run(
-        ModelSpec.from_mapping(model),
-        label,
-        mask_lang,
-        neuron_file,
-        task_specs,
-        outputs,
-        EvaluationSettings.from_mapping(settings),
-    )

@@ -126,20 +126,29 @@ def save_neuron_set(ns: NeuronSet, path: str | Path) -> None:
                     ns.act_counts[c][i].to(torch.int64).contiguous()
                 )
     meta = {"format": FORMAT, **{k: str(v) for k, v in ns.meta.items()}}
-    atomic_write_bytes(path, _serialize(tensors, meta))
+    atomic_write_bytes(path, serialize(tensors, meta))
 
 
-_DTYPES = {torch.int64: "I64", torch.int32: "I32", torch.bool: "BOOL", torch.float32: "F32"}
+_DTYPES = {
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.bool: "BOOL",
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.bfloat16: "BF16",
+    torch.float16: "F16",
+    torch.uint8: "U8",
+}
 
 
-def _serialize(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> bytes:
-    """Byte-deterministic safetensors serialisation (the safetensors library orders the header
-    through a hash map, so two identical saves can differ in bytes). Keys are written sorted."""
+def serialize(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> bytes:
+    """Byte-deterministic safetensors bytes (keys sorted; the library's writer orders its header
+    through a hash map, so two identical saves can differ in bytes)."""
     header: dict[str, object] = {"__metadata__": dict(sorted(meta.items()))}
     blobs, offset = [], 0
     for name in sorted(tensors):
-        t = tensors[name].contiguous().cpu()
-        raw = t.numpy().tobytes() if t.numel() else b""
+        t = tensors[name].detach().contiguous().cpu()
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
         header[name] = {
             "dtype": _DTYPES[t.dtype],
             "shape": list(t.shape),

@@ -95,7 +95,9 @@ def test_unsupported_architecture_in_memory():
 
     from mwork.adapters import get_adapter, supported_architectures
 
-    listed = ", ".join(supported_architectures())  # bloom, gemma, gemma2, ... (issue 13: 10 families)
+    listed = ", ".join(
+        supported_architectures()
+    )  # bloom, gemma, gemma2, ... (issue 13: 10 families)
     assert len(supported_architectures()) >= 9
     with pytest.raises(MworkError, match=f"supported: {listed}"):
         get_adapter(GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)))

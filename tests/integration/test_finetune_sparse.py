@@ -305,7 +305,9 @@ def test_gate_rows_of_a_fused_gate_up_stay_frozen(tokenizer):
     """Phi-3: the gate rows live in the fused gate_up_proj; train_gate=False trains only the up rows."""
     model = tiny_model("phi3", dtype=torch.float64, vocab_size=len(tokenizer))
     adapter = get_adapter(model)
-    sel = {c: torch.zeros(adapter.n_layers, adapter.n_units(c), dtype=torch.bool) for c in COMPONENTS}
+    sel = {
+        c: torch.zeros(adapter.n_layers, adapter.n_units(c), dtype=torch.bool) for c in COMPONENTS
+    }
     sel["ffn"][0, [1, 3]] = True
     base = adapter.mlp(0).gate_up_proj.weight.detach().clone()
     settings = FinetuneSettings(**FAST, train_gate=False)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mwork.neuronset import load_neuron_set
 from mwork.tiny import save_tiny_model_dir
@@ -34,11 +35,14 @@ def test_dry_run_of_the_real_study_plans_corpus_and_detection():
     res = snakemake("-n", "--quiet", "rules", "-d", str(ROOT))
     assert res.returncode == 0, res.stdout + res.stderr
     counts = job_counts(res.stdout)
-    # 10 languages (6 study + 4 enhancement) x 2 models (Vicuna, Mistral), 1 shard each
+    # 10 languages (6 study + 4 enhancement) x 3 models (Vicuna, Mistral-Instruct and the
+    # Mistral base of the fine-tuning study, issue 10), 1 shard each
+    n_models = len(yaml.safe_load((ROOT / "config.yaml").read_text())["models"])
+    assert n_models == 3
     assert counts["download_corpus"] == 10
-    assert counts["detect_neurons"] == 20
-    assert counts["merge_neuron_shards"] == 20
-    assert counts["summarize_neurons"] == 2
+    assert counts["detect_neurons"] == 10 * n_models
+    assert counts["merge_neuron_shards"] == 10 * n_models
+    assert counts["summarize_neurons"] == n_models
 
 
 def test_bad_config_fails_with_schema_message(tmp_path):

@@ -38,6 +38,7 @@ from mwork.adapters import COMPONENTS
 from mwork.atomic import atomic_write_bytes, atomic_write_text
 from mwork.errors import MworkError
 from mwork.modeling import load_model, model_fingerprint
+from mwork.neuronset import serialize
 
 log = logging.getLogger(__name__)
 
@@ -97,38 +98,6 @@ class Delta:
         """Trained neurons (in one component, or all); 0 for mode full."""
         comps = [component] if component else list(self.selection)
         return int(sum(int(self.selection[c].sum()) for c in comps if c in self.selection))
-
-
-_DTYPES = {
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.bool: "BOOL",
-    torch.float64: "F64",
-    torch.float32: "F32",
-    torch.bfloat16: "BF16",
-    torch.float16: "F16",
-    torch.uint8: "U8",
-}
-
-
-def serialize(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> bytes:
-    """Byte-deterministic safetensors bytes (keys sorted; the library's writer orders its header
-    through a hash map, so two identical saves can differ in bytes)."""
-    header: dict[str, object] = {"__metadata__": dict(sorted(meta.items()))}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {
-            "dtype": _DTYPES[t.dtype],
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(raw)],
-        }
-        blobs.append(raw)
-        offset += len(raw)
-    head = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
-    head += b" " * (-len(head) % 8)  # the format aligns the data section to 8 bytes
-    return len(head).to_bytes(8, "little") + head + b"".join(blobs)
 
 
 def delta_tensors(delta: Delta) -> dict[str, torch.Tensor]:

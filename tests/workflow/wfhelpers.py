@@ -53,7 +53,10 @@ def tiny_study_config(wd: Path) -> Path:
         log_every=2,
     )
     cfg["models"]["demo-llama"].update(n_layers=3, n1=1, n2=1)
-    cfg["detection"].update(n_docs=6, shards=2, max_tokens=48, shared_languages=LANGS)
+    # LAPE comparison (on in the demo) is covered by test_demo_workflow; the tiny study is PLND only
+    cfg["detection"].update(
+        n_docs=6, shards=2, max_tokens=48, shared_languages=LANGS, compare_lape=False
+    )
     cfg.pop("finetune", None)  # fine-tuning has its own tests; it needs de/ru neurons
     ev = cfg["evaluation"]
     ev["tasks"] = {"xquad": {"langs": LANGS, "conditions": ["D_U"]}}

@@ -197,3 +197,15 @@ def test_reduced_demo_masks_equal_totals_per_table(demo_run):
     for lang in ("en", "zh"):
         if ("D_U", lang) in xquad.index:
             assert xquad[("R_U", lang)] == xquad[("D_U", lang)]
+
+
+def test_reduced_demo_report_builds(demo_run):
+    """Every report caption renders (captions read rule params and wildcards)."""
+    cfg = demo_run / "config.yaml"
+    out = demo_run / "results" / "report.html"
+    res = snakemake(
+        "--configfile", str(cfg), "-d", str(demo_run), "--report", str(out), cwd=demo_run
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    html = out.read_text(encoding="utf-8", errors="replace")
+    assert "Layer-wise language lens" in html and len(html) > 100_000

@@ -99,6 +99,35 @@ def make_batches(lengths: list[int], batch_size: int, window: int | None) -> lis
     return batches
 
 
+def padded_batches(
+    adapter: ModelAdapter, tokenizer, docs: list[str], settings: DetectionSettings
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
+    """Documents tokenised (truncated to `max_tokens`) into right-padded, length-sorted batches.
+
+    Shared by PLND (`detect_neurons`) and LAPE (`mwork.lape.record_activations`).
+
+    Returns:
+        ([(input_ids [b, l] long, attention_mask [b, l] long)], total real tokens), on the CPU.
+    """
+    encoded = [
+        tokenizer(t, truncation=True, max_length=settings.max_tokens)["input_ids"] for t in docs
+    ]
+    encoded = [ids if ids else [tokenizer.eos_token_id or 0] for ids in encoded]
+    lengths = [len(ids) for ids in encoded]
+    windows = {adapter.sliding_window(i) for i in range(adapter.n_layers)} - {None}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = []
+    for batch in make_batches(lengths, settings.batch_size, min(windows) if windows else None):
+        width = max(lengths[i] for i in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            ids[row, : lengths[i]] = torch.tensor(encoded[i])
+            mask[row, : lengths[i]] = 1
+        out.append((ids, mask))
+    return out, sum(lengths)
+
+
 def detect_neurons(
     adapter: ModelAdapter,
     tokenizer,
@@ -121,27 +150,14 @@ def detect_neurons(
         raise MworkError("no documents to run detection on", "check the corpus and --n-docs")
     rule = selection_rule(adapter, settings)
     device = next(adapter.model.parameters()).device
-    encoded = [
-        tokenizer(t, truncation=True, max_length=settings.max_tokens)["input_ids"] for t in docs
-    ]
-    encoded = [ids if ids else [tokenizer.eos_token_id or 0] for ids in encoded]
-    lengths = [len(ids) for ids in encoded]
-    windows = {adapter.sliding_window(i) for i in range(adapter.n_layers)} - {None}
-    batches = make_batches(lengths, settings.batch_size, min(windows) if windows else None)
+    batches, _ = padded_batches(adapter, tokenizer, docs, settings)
     counts = {
         c: torch.zeros(adapter.n_layers, adapter.n_units(c), dtype=torch.int32, device=device)
         for c in COMPONENTS
     }
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     budget = None if settings.qk_budget_mb is None else int(settings.qk_budget_mb * 2**20)
     with PLNDProbe(adapter, COMPONENTS, settings.importance, qk_budget_bytes=budget) as probe:
-        for batch in tqdm(batches, desc="PLND", unit="batch", disable=not progress):
-            width = max(lengths[i] for i in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                ids[row, : lengths[i]] = torch.tensor(encoded[i])
-                mask[row, : lengths[i]] = 1
+        for ids, mask in tqdm(batches, desc="PLND", unit="batch", disable=not progress):
             scores = probe.run(ids.to(device), mask.to(device))
             for c in COMPONENTS:
                 counts[c] += count_selected(scores[c], rule[c])

@@ -1,7 +1,7 @@
 """LAPE: language activation probability entropy (Tang et al., ACL 2024), a second detector.
 
 Recording (per model, language, document shard; one forward pass per batch, the same document
-sampling, sharding and length-sorted batching as PLND, `mwork.detect.make_batches`): for every
+sampling, sharding and length-sorted batching as PLND, `mwork.detect.padded_batches`): for every
 layer i and FFN unit k, the number of (non-padding) tokens on which the activation after the
 gate non-linearity is > 0 — act(W_gate x)_k, i.e. SiLU for Llama-style gated FFNs, GELU(W_up x)
 for BLOOM (`ModelAdapter.ffn_activation`; the released `activation.py` counts the same
@@ -39,7 +39,7 @@ from tqdm import tqdm
 import mwork
 from mwork.adapters import ModelAdapter
 from mwork.corpus import file_sha256, read_corpus, sample_documents, shard_documents
-from mwork.detect import make_batches
+from mwork.detect import padded_batches
 from mwork.errors import MworkError
 from mwork.languages import check_language
 from mwork.modeling import model_fingerprint
@@ -131,22 +131,9 @@ def record_activations(
     if not docs:
         raise MworkError("no documents to record activations on", "check the corpus and --n-docs")
     device = next(adapter.model.parameters()).device
-    encoded = [
-        tokenizer(t, truncation=True, max_length=settings.max_tokens)["input_ids"] for t in docs
-    ]
-    encoded = [ids if ids else [tokenizer.eos_token_id or 0] for ids in encoded]
-    lengths = [len(ids) for ids in encoded]
-    windows = {adapter.sliding_window(i) for i in range(adapter.n_layers)} - {None}
-    batches = make_batches(lengths, settings.batch_size, min(windows) if windows else None)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    batches, n_tokens = padded_batches(adapter, tokenizer, docs, settings)
     with ActivationRecorder(adapter) as rec:
-        for batch in tqdm(batches, desc="LAPE", unit="batch", disable=not progress):
-            width = max(lengths[i] for i in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                ids[row, : lengths[i]] = torch.tensor(encoded[i])
-                mask[row, : lengths[i]] = 1
+        for ids, mask in tqdm(batches, desc="LAPE", unit="batch", disable=not progress):
             rec.token_mask = mask.to(device).bool()
             adapter.model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
     act, docc = rec.act_counts.cpu(), rec.doc_counts.cpu()
@@ -157,7 +144,7 @@ def record_activations(
         "importance": DETECTOR,
         "selection": "recording",
         "n_docs": str(len(docs)),
-        "n_tokens": str(sum(lengths)),
+        "n_tokens": str(n_tokens),
         "max_tokens": str(settings.max_tokens),
         "seed": str(settings.seed),
         "min_fraction": "1.0",

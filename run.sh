@@ -10,15 +10,26 @@ cd "$(dirname "$0")"
 PY="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"   # pinned: an unpinned torch pulls GBs of CUDA wheels
+UV_SPEC="uv==0.13.9"
 
 setup() {
   local stamp="$VENV/.mwork-installed"
   if [[ -f "$stamp" && "$stamp" -nt pyproject.toml ]]; then return; fi
   "$PY" -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
   [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  # torch through pip (it honours local wheel folders and pip's constraints); --no-compile: modules
+  # are byte-compiled on first import instead of all of them now (~20 s saved)
+  "$VENV/bin/python" -m pip install -q --no-compile "$TORCH_SPEC"
+  # the rest through uv (same versions, ~5x faster than pip); pip if uv cannot (MWORK_INSTALLER=pip)
+  if [[ "${MWORK_INSTALLER:-uv}" == uv ]] &&
+    "$VENV/bin/python" -m pip install -q --no-compile "$UV_SPEC" &&
+    "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -e ".[dev]"; then
+    :
+  else
+    echo "run.sh: installing with pip" >&2
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q --no-compile -e ".[dev]"
+  fi
   touch "$stamp"
 }
 
@@ -47,8 +58,8 @@ case "${1:-}" in
     setup
     shift
     start=$(date +%s)
-    "$VENV/bin/python" -m snakemake --configfile demo/config.yaml --cores 2 "$@"
-    "$VENV/bin/python" -m snakemake --configfile demo/config.yaml --report results/report.html
+    "$VENV/bin/python" -m snakemake --configfile demo/config.yaml --cores 2 \
+      --report results/report.html --report-after-run "$@"
     echo
     echo "Demo finished in $(( $(date +%s) - start )) s. Results:"
     echo "  report (every figure and table):  results/report.html"

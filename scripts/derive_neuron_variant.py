@@ -1,15 +1,21 @@
-"""Snakemake adapter of rule derive_neuron_variant: App. E neuron sets (minus-en, minus-shared)."""
+"""Snakemake adapter of rule derive_neuron_variant: App. E neuron sets (minus-en, minus-shared).
 
+Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
+"""
+
+import sys
 from typing import TYPE_CHECKING
 
-from mwork.detect import derive_variant_to_file
-from mwork.runlog import setup_rule_logging
+from mwork.worker import run_job
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-variant = snakemake.wildcards.variant
-setup_rule_logging(snakemake.log[0], variant=variant, others=list(snakemake.input.others))
-derive_variant_to_file(
-    snakemake.input.neurons, list(snakemake.input.others), variant, snakemake.output.neurons
-)
+job = {
+    "neurons": snakemake.input.neurons,
+    "others": list(snakemake.input.others),
+    "variant": snakemake.wildcards.variant,
+    "out": snakemake.output.neurons,
+}
+context = {"variant": job["variant"], "others": job["others"]}
+sys.exit(run_job("mwork.detect:derive_variant_to_file", job, snakemake.log[0], context=context))

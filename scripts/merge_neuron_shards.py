@@ -1,12 +1,16 @@
-"""Snakemake adapter of rule merge_neuron_shards: sum the document shards of one language."""
+"""Snakemake adapter of rule merge_neuron_shards: sum the document shards of one language.
 
+Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
+"""
+
+import sys
 from typing import TYPE_CHECKING
 
-from mwork.detect import merge_shards_to_file
-from mwork.runlog import setup_rule_logging
+from mwork.worker import run_job
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-setup_rule_logging(snakemake.log[0], shards=list(snakemake.input.shards))
-merge_shards_to_file(list(snakemake.input.shards), snakemake.output.neurons)
+job = {"shards": list(snakemake.input.shards), "out": snakemake.output.neurons}
+context = {"shards": job["shards"]}
+sys.exit(run_job("mwork.detect:merge_shards_to_file", job, snakemake.log[0], context=context))

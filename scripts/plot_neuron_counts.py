@@ -1,19 +1,21 @@
-"""Snakemake adapter: paper Fig. 3 (language-specific neurons per layer, attention vs FFN)."""
+"""Snakemake adapter: paper Fig. 3 (language-specific neurons per layer, attention vs FFN).
 
+Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
+"""
+
+import sys
 from typing import TYPE_CHECKING
 
-from mwork.figures import plot_neuron_figure
-from mwork.runlog import setup_rule_logging
+from mwork.worker import run_job
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-setup_rule_logging(
-    snakemake.log[0], figure="neuron_counts", summaries=list(snakemake.input.summaries)
-)
-plot_neuron_figure(
-    list(snakemake.input.summaries),
-    snakemake.output.pdf,
-    "counts",
-    normalise=snakemake.params.normalise,
-)
+job = {
+    "summaries": list(snakemake.input.summaries),
+    "out_pdf": snakemake.output.pdf,
+    "kind": "counts",
+    "normalise": snakemake.params.normalise,
+}
+context = {"figure": "neuron_counts", "summaries": job["summaries"]}
+sys.exit(run_job("mwork.figures:plot_neuron_figure", job, snakemake.log[0], context=context))

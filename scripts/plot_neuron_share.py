@@ -1,14 +1,20 @@
-"""Snakemake adapter: share of each component's units that are language-specific, per language."""
+"""Snakemake adapter: share of each component's units that are language-specific, per language.
 
+Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
+"""
+
+import sys
 from typing import TYPE_CHECKING
 
-from mwork.figures import plot_neuron_figure
-from mwork.runlog import setup_rule_logging
+from mwork.worker import run_job
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-setup_rule_logging(
-    snakemake.log[0], figure="neuron_share", summaries=list(snakemake.input.summaries)
-)
-plot_neuron_figure(list(snakemake.input.summaries), snakemake.output.pdf, "share")
+job = {
+    "summaries": list(snakemake.input.summaries),
+    "out_pdf": snakemake.output.pdf,
+    "kind": "share",
+}
+context = {"figure": "neuron_share", "summaries": job["summaries"]}
+sys.exit(run_job("mwork.figures:plot_neuron_figure", job, snakemake.log[0], context=context))

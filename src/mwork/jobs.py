@@ -1,8 +1,9 @@
-"""Job entries of the GPU-tagged rules: plain (JSON) values in, typed settings built, one call.
+"""Job entries of rules that build typed settings: plain (JSON) values in, settings built, one call.
 
 The scripts of those rules hand one of these to `mwork.worker.run_job` (by name, as
 "mwork.jobs:<function>"), which runs it in the warm worker on local runs and in-process
-elsewhere; the arguments are exactly the rule's params, inputs and outputs.
+elsewhere; the arguments are exactly the rule's params, inputs and outputs. Rules whose package
+function takes plain values already (merging shards, figures, ...) name that function directly.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ from typing import Any
 from mwork.detect import detect_to_file
 from mwork.evaluate import evaluate_run
 from mwork.finetune.train import FinetuneInputs, FinetuneSettings, finetune_to_file
-from mwork.lape import record_to_file
+from mwork.lape import record_to_file, select_to_files
 from mwork.lens import lens_to_file
 from mwork.perplexity import deactivation_ppl, write_ppl_tables
 from mwork.settings import (
     DetectionSettings,
     EvaluationSettings,
+    LapeSettings,
     LensSettings,
     ModelSpec,
     PerplexitySettings,
+    TableSettings,
 )
+from mwork.tables import EnhancementSettings, make_tables
 
 Json = Mapping[str, Any]
 log = logging.getLogger(__name__)
@@ -134,3 +138,22 @@ def finetune(
         log=log,
     )
     finetune_to_file(inputs, FinetuneSettings.from_mapping({**settings, "progress": False}))
+
+
+def select_lape(
+    shards: Mapping[str, Sequence[str]], outs: Mapping[str, str], settings: Json
+) -> None:
+    """rules/detect.smk select_lape_neurons: joint LAPE selection, one file per language."""
+    select_to_files(shards, outs, LapeSettings.from_mapping(settings))
+
+
+def tables(scores: str, out_dir: str, settings: Json, enhancement: Json | None) -> None:
+    """rules/tables.smk make_tables: the paper's tables from the tidy scores of a model."""
+    table = TableSettings.from_mapping(settings)
+    make_tables(
+        scores,
+        out_dir,
+        n_boot=table.n_boot,
+        seed=table.boot_seed,
+        enhancement=EnhancementSettings.from_mapping(enhancement),
+    )

@@ -1,8 +1,10 @@
 """A warm worker for local runs: import torch, transformers and lm-eval once, fork per job.
 
-Each evaluation job of the demo spent ~10 s importing the same libraries before ~2 s of work.
-On a local (non-cluster) run, `run_job` hands a job (an entry of `mwork.jobs`) to a worker process of the same working
-directory that has those modules imported already and forks a child per job; the child sets up
+Each evaluation job of the demo spent ~10 s importing the same libraries before ~2 s of work, and
+a job that only merges neuron files or draws a figure spent 3-5 s importing torch for < 1 s of work.
+On a local (non-cluster) run, `run_job` hands a job (a package function named "module:function",
+often an entry of `mwork.jobs`) to a worker process of the same working directory that has
+those modules imported already and forks a child per job; the child sets up
 the job's log, runs the job's function and exits with its status, which the calling job returns.
 The result is the same code on the same inputs, only the imports are shared.
 
@@ -38,7 +40,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-PRELOAD = ("torch", "transformers", "datasets", "lm_eval", "mwork.jobs")
+PRELOAD = ("torch", "transformers", "datasets", "lm_eval", "mwork.jobs", "mwork.figures")
 IDLE_S = 90.0
 START_TIMEOUT_S = 180.0
 PACKAGE = Path(__file__).resolve().parent

@@ -1,14 +1,18 @@
 """PLND throughput vs a plain forward pass on the same model and batch, both timed in this run.
 
-    python benchmarks/plnd_throughput.py [--case small|7b|all] [--quick] [--device cpu]
+    python benchmarks/plnd_throughput.py [--case small|7b|qknorm|all] [--quick] [--device cpu]
         [--qk-budget-mb MB] [--repeats N]
         small: [--hidden 256] [--layers 4] [--seq 256] [--batch 8]
         7b:    [--seq-7b 512]
+        qknorm: [--seq-qknorm 256]
 
 Cases:
     small  a random Llama (hidden 256, 4 layers), batch 8 x 256 tokens.
     7b     one random-weight Mistral-7B-shaped decoder layer (hidden 4096, 32 query / 8 kv heads,
            head 128, FFN 14336; MistralConfig with num_hidden_layers=1), one 512-token document.
+    qknorm one random Qwen3-shaped layer (hidden 1024, 16 query / 8 kv heads, head 128: per-head
+           Q/K RMSNorm) and one OLMo-2-shaped layer (hidden 1024, 16 heads, head 64: RMSNorm over
+           the whole projection), one 256-token document each (mwork.qknorm scoring).
 
 Prints, per case, the best-of-N seconds of the plain forward, of PLND FFN+V and of PLND with all
 components (Q/K included), and each ratio (plain seconds / PLND seconds = PLND tokens/s ÷ forward
@@ -68,6 +72,34 @@ def build_7b_layer(device: str, dtype: torch.dtype) -> torch.nn.Module:
         sliding_window=4096,
         max_position_embeddings=4096,
     )
+    torch.manual_seed(0)
+    return transformers.AutoModelForCausalLM.from_config(cfg).to(device, dtype).eval()
+
+
+def build_qknorm_layer(family: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    """One random-weight decoder layer with a Q/K RMSNorm: "qwen3" (per head) or "olmo2" (whole)."""
+    if family == "qwen3":
+        cfg = transformers.Qwen3Config(
+            vocab_size=1024,
+            hidden_size=1024,
+            intermediate_size=3072,
+            num_hidden_layers=1,
+            num_attention_heads=16,
+            num_key_value_heads=8,
+            head_dim=128,
+            max_position_embeddings=4096,
+        )
+    else:
+        cfg = transformers.Olmo2Config(
+            vocab_size=1024,
+            hidden_size=1024,
+            intermediate_size=2816,
+            num_hidden_layers=1,
+            num_attention_heads=16,
+            num_key_value_heads=16,
+            max_position_embeddings=4096,
+            eos_token_id=2,  # the default (50279) lies outside the small vocabulary
+        )
     torch.manual_seed(0)
     return transformers.AutoModelForCausalLM.from_config(cfg).to(device, dtype).eval()
 
@@ -134,15 +166,16 @@ def bench(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--case", choices=("small", "7b", "all"), default="all")
+    ap.add_argument("--case", choices=("small", "7b", "qknorm", "all"), default="all")
     ap.add_argument("--quick", action="store_true", help="one repeat, short inputs")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--seq", type=int, default=None, help="small case length (default 256)")
     ap.add_argument("--batch", type=int, default=None, help="small case batch (default 8)")
     ap.add_argument("--seq-7b", type=int, default=None, help="7b case length (default 512)")
+    ap.add_argument("--seq-qknorm", type=int, default=None, help="qknorm case length (256)")
     ap.add_argument(
-        "--repeats", type=int, default=None, help="timed repeats (default 5 small, 2 7b)"
+        "--repeats", type=int, default=None, help="timed repeats (default 5 small, 2 7b/qknorm)"
     )
     ap.add_argument("--qk-budget-mb", type=float, default=None, help="default: default_qk_budget")
     ap.add_argument("--device", default="cpu")
@@ -161,6 +194,12 @@ def main() -> None:
         seq = a.seq_7b or (128 if a.quick else 512)
         repeats = a.repeats or (1 if a.quick else 2)
         bench("7b-layer", build_7b_layer(a.device, dtype), 1, seq, repeats, a.device, budget)
+    if a.case in ("qknorm", "all"):
+        seq = a.seq_qknorm or (64 if a.quick else 256)
+        repeats = a.repeats or (1 if a.quick else 2)
+        for family in ("qwen3", "olmo2"):
+            model = build_qknorm_layer(family, a.device, dtype)
+            bench(f"{family}-layer", model, 1, seq, repeats, a.device, budget)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def main() -> None:
         cfg.parallel_share,
         cfg.codeswitch_share,
         demo["seed"],
+        cfg.language_weights,
     )
     shares = language_shares(docs, lambda s: len(tok(s, add_special_tokens=False)["input_ids"]))
     print("\nTraining-mixture token share: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))

@@ -34,6 +34,11 @@ ALL_LANGS = DETECT_LANGS + [
     l for l in config["languages"].get("enhance", []) if l not in DETECT_LANGS
 ]
 DETECTION = config["detection"]
+if DETECTION["qk_scoring"] != "exact" and DETECTION["importance"] != "paper":
+    config_error(
+        f"detection.qk_scoring {DETECTION['qk_scoring']} needs importance: paper",
+        "use qk_scoring: exact with importance: released-code",
+    )
 VARIANTS = list(DETECTION["variants"])
 # LAPE (mwork.lape): the producer of neurons/ (method lape) or a second set in neurons_lape/
 LAPE_DIR = (
@@ -159,6 +164,7 @@ def get_detection_settings():
     """mwork.settings.DetectionSettings of detect_neurons (not shards, variants, shared_languages)."""
     keys = ["importance", "top_k_ffn", "top_k_attn", "epsilon_ffn", "epsilon_attn"]
     keys += ["min_fraction", "max_tokens", "seed", "n_docs", "batch_size", "qk_budget_mb"]
+    keys += ["qk_scoring"]
     return pick(DETECTION, keys)
 
 

@@ -96,6 +96,12 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         default=d("detection/qk_budget_mb"),
         help="MiB of working memory per Q/K scoring block (default: from the device)",
     )
+    p.add_argument(
+        "--qk-scoring",
+        choices=["exact", "first-order"],
+        default=d("detection/qk_scoring"),
+        help="Q/K Eq. 8: exact, or first-order (an approximation, see README; default %(default)s)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--dtype",
@@ -132,6 +138,7 @@ def _run_detect(a: argparse.Namespace) -> None:
         n_docs=a.n_docs,
         batch_size=a.batch_size,
         qk_budget_mb=a.qk_budget_mb,
+        qk_scoring=a.qk_scoring,
     )
     spec = ModelSpec(
         ref=a.model, name=a.model_name, dtype=a.dtype, trust_remote_code=a.trust_remote_code

@@ -156,7 +156,14 @@ def detect_neurons(
         for c in COMPONENTS
     }
     budget = None if settings.qk_budget_mb is None else int(settings.qk_budget_mb * 2**20)
-    with PLNDProbe(adapter, COMPONENTS, settings.importance, qk_budget_bytes=budget) as probe:
+    probe = PLNDProbe(
+        adapter,
+        COMPONENTS,
+        settings.importance,
+        qk_budget_bytes=budget,
+        qk_scoring=settings.qk_scoring,
+    )
+    with probe:
         for ids, mask in tqdm(batches, desc="PLND", unit="batch", disable=not progress):
             scores = probe.run(ids.to(device), mask.to(device))
             for c in COMPONENTS:
@@ -168,6 +175,7 @@ def detect_neurons(
         "units": json.dumps(adapter.unit_counts(), sort_keys=True),
         "unit_layout": json.dumps(adapter.unit_layout(), sort_keys=True),
         "importance": settings.importance,
+        "qk_scoring": settings.qk_scoring,
         "selection": json.dumps({c: list(r) for c, r in rule.items()}, sort_keys=True),
         "n_docs": str(n_docs),
         "max_tokens": str(settings.max_tokens),

@@ -4,7 +4,8 @@
 is (after resolving symlinks, or as a hard link) one of the command's inputs, that lies inside a
 model directory, that is a directory, or whose folder cannot be written, so that a mistyped
 `--out` fails at once instead of after the detection, and never destroys a corpus, a shard or
-a model.
+a model. `check_output_dir` does the same for a command that writes (and replaces) a whole
+directory, e.g. `mwork finetune merge`.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def check_output(
             )
     if out.is_dir():
         raise MworkError(f"{option} {out} is a directory", f"pass a file path, e.g. {out / 'out'}")
+    _check_writable_folder(out, option)
+    return out
+
+
+def _check_writable_folder(out: Path, option: str) -> None:
+    """Refuse `out` when the folder that would hold it (or its nearest ancestor) is not writable."""
     parent = out.resolve().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent  # the folders atomic writes would create
@@ -87,4 +94,48 @@ def check_output(
             f"{option} {out}: folder {parent} is not writable ({exc.strerror})",
             f"choose another {option} path",
         ) from None
+
+
+def check_output_dir(
+    out: str | Path,
+    inputs: Iterable[str | Path] = (),
+    model_dirs: Iterable[str | Path] = (),
+    option: str = "--out",
+    marker: str | None = None,
+) -> Path:
+    """Refuse an output directory its command would replace as a whole; returns it.
+
+    Refused: a directory that holds an input, overlaps a model directory (inside it or around
+    it), is a file, is not empty and not an earlier output (one without the `marker` file), or
+    whose folder cannot be written.
+
+    Args:
+        out: the output directory.
+        inputs: every file the command reads.
+        model_dirs: local model directories the command reads.
+        option: the option name shown in the message.
+        marker: file name every output of the command holds (None: only empty ones are replaced).
+    """
+    out = Path(out)
+    for p in inputs:
+        if _inside(Path(p), out):
+            raise MworkError(
+                f"{option} {out} holds the input {p} (replacing the directory would delete it)",
+                f"choose another {option} directory",
+            )
+    for d in model_dirs:
+        if Path(d).is_dir() and (_inside(out, Path(d)) or _inside(Path(d), out)):
+            raise MworkError(
+                f"{option} {out} overlaps the model directory {d}",
+                "write outputs outside the model directory",
+            )
+    if out.exists() and not out.is_dir():
+        raise MworkError(f"{option} {out} is a file, not a directory", "pass a directory path")
+    if out.is_dir() and any(out.iterdir()) and not (marker and (out / marker).is_file()):
+        earlier = f", or an earlier output (it holds {marker})" if marker else ""
+        raise MworkError(
+            f"{option} {out} is a directory with other files (it would be replaced as a whole)",
+            f"pass a new or empty directory{earlier}",
+        )
+    _check_writable_folder(out, option)
     return out

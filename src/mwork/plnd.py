@@ -30,7 +30,9 @@ import torch
 
 from mwork.adapters import AttnGeometry, ModelAdapter
 from mwork.errors import MworkError
+from mwork.qkapprox import check_qk_scoring, score_batch_first_order
 from mwork.qknorm import normalize_qk, qk_importance_normed
+from mwork.softmax_change import FAST_EXP_LIMIT, masked_probs, sq_change_fast
 
 IMPORTANCE_MODES = ("paper", "released-code")
 
@@ -48,8 +50,16 @@ def ffn_importance(
     Returns:
         [b, d_ffn]
     """
-    h = h.masked_fill(token_mask[..., None] == 0, 0.0)  # padding (possibly NaN in HF) contributes 0
+    h = _zero_padding(h, token_mask)
     return torch.linalg.vector_norm(h, dim=1) * w_down_norm
+
+
+def _zero_padding(x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+    """x [b, l, ...] with padded positions (possibly NaN in HF) set to 0; x itself if none."""
+    pad = token_mask == 0
+    if not bool(pad.any()):  # no copy of a [b, l, d_ffn] activation for an unpadded batch
+        return x
+    return x.masked_fill(pad.view(*pad.shape, *([1] * (x.dim() - 2))), 0.0)
 
 
 def v_importance(
@@ -71,7 +81,7 @@ def v_importance(
     """
     b, seq, _ = o.shape
     _, d, r, _ = w_o_gram.shape
-    a = o.masked_fill(token_mask[..., None] == 0, 0.0).view(b, seq, n_kv, r, d)
+    a = _zero_padding(o, token_mask).reshape(b, seq, n_kv, r, d)
     gram_a = torch.einsum("blgrd,blgsd->bgdrs", a, a)  # [b, n_kv, d, r, r]
     sq = (gram_a * w_o_gram).sum(dim=(-1, -2)).clamp_min(0)
     return sq.sqrt().reshape(b, n_kv * d)
@@ -120,17 +130,18 @@ GPU gets a share of its free memory instead."""
 QK_BUDGET_GPU_FRACTION = 0.25
 """Share of the free CUDA memory that Q/K scoring uses by default."""
 
-_FAST_EXP_LIMIT = {torch.float32: 30.0, torch.float64: 300.0}
+_FAST_EXP_LIMIT = FAST_EXP_LIMIT
 """Largest |z| admitted by the multiplicative form: exp(z)², summed over keys, stays finite."""
 
 _MIN_ROW_BLOCKS = 4
 """Rows of a long document are cut into at least this many blocks, each block attending only to
 the keys its rows may see (causal): ~5/8 of the l×l work at a fixed number of steps."""
 
-QK_CPU_THREADS = 1
-"""Intra-op threads for Q/K scoring on CPU. Its many mid-sized elementwise ops each end in an
-OpenMP barrier; on a shared 2-core machine a descheduled worker stalls every one of them, and one
-thread was 2-10x faster than two there (benchmarks/plnd_throughput.py). None keeps torch's own."""
+QK_CPU_THREADS: int | None = None
+"""Intra-op threads for Q/K scoring on CPU; None keeps torch's own (Snakemake sets it per job).
+On an idle 2-core machine two threads were 1.3x faster than one (7B-shaped layer, Q/K 2.2 s vs
+3.3 s); on a heavily shared one a descheduled thread stalls each of the many mid-sized ops at its
+OpenMP barrier, and 1 was faster there. Results do not depend on it (tested)."""
 
 _GENERAL_BUFFERS = 4
 """Work tensors of the size of one [pairs, rows, keys] block alive at once in the direct form."""
@@ -183,6 +194,7 @@ def qk_importance(
     budget_bytes: int | None = None,
     chunk_elems: int | None = None,
     cpu_threads: int | None = QK_CPU_THREADS,
+    scoring: str = "exact",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 8 for every Q and K dim of one layer, in blocks of (query heads × query rows).
 
@@ -207,14 +219,17 @@ def qk_importance(
         chunk_elems: deprecated alias, budget_bytes = chunk_elems · element size.
         cpu_threads: torch intra-op threads while scoring CPU tensors (restored afterwards);
             None keeps the current setting. Results do not depend on it.
+        scoring: "exact", or "first-order" (mwork.qkapprox: the linearised Eq. 8, an
+            approximation; paper mode only, no Q/K norm).
 
     Returns:
         (imp_q [b, n_heads*d], imp_k [b, n_kv*d])
     """
+    check_qk_scoring(scoring, mode, geo.qk_norm is not None)
     if q_pre.device.type == "cpu" and cpu_threads is not None:
         with _intraop_threads(cpu_threads):
             return qk_importance(
-                q_pre, k_pre, geo, token_mask, mode, budget_bytes, chunk_elems, None
+                q_pre, k_pre, geo, token_mask, mode, budget_bytes, chunk_elems, None, scoring
             )
     if budget_bytes is None:
         if chunk_elems is not None:
@@ -242,6 +257,16 @@ def qk_importance(
     delta_scale = geo.scaling if mode == "paper" else 1.0
     sq_q = torch.zeros(b, n_heads, d, dtype=q.dtype, device=q.device)
     sq_k = torch.zeros(b, n_kv, d, dtype=q.dtype, device=q.device)
+    if scoring != "exact":  # mwork.qkapprox, whole batch at once (paper mode: split = RoPE)
+        kx = k.index_select(1, group)  # keys of each query head's group
+        if split:
+            kax, kbx = ka.index_select(1, group), kb.index_select(1, group)
+            rems = [_Removal(qa, kx, qb, kx[..., perm]), _Removal(q, kax, q[..., perm], kbx)]
+        else:
+            rems = [_Removal(q, kx, None, None)]
+        sq = score_batch_first_order(q, rems, kx, geo, token_mask, budget_elems)
+        sq_k.index_add_(1, group, sq[-1])  # k: summed over the query heads of its group
+        return sq[0].sqrt().reshape(b, -1), sq_k.sqrt().reshape(b, -1)
     for i in range(b):
         pos = token_mask[i].nonzero().squeeze(1)
         if pos.numel() == 0:
@@ -437,12 +462,7 @@ def _score_fast(
     torch.mul(x1[:, :, None], y1[:, None], out=z)  # z = −s·Δ
     if x2 is not None:
         z.addcmul_(x2[:, :, None], y2[:, None])
-    z = z.exp_()
-    p4 = p[:, :, None]  # [hb, tb, 1, ns]
-    w = p4 @ z  # [hb, tb, 1, d]
-    z.sub_(w).square_()
-    v = p4.square() @ z  # Σ_s p²(e^z − W)²
-    return (v / w.square()).sum(dim=(1, 2))
+    return sq_change_fast(z, p)
 
 
 def _score_direct(
@@ -486,15 +506,7 @@ def _score_direct(
     return torch.cat(out)
 
 
-def _probs(
-    s: torch.Tensor, allowed: torch.Tensor, softcap: float | None, dim: int = -1
-) -> torch.Tensor:
-    """softmax over keys of soft-capped, masked scores."""
-    if softcap is not None:
-        s = torch.tanh(s / softcap) * softcap
-    # finite fill: a padded query row that sees no key gives a uniform row instead of NaN
-    s = s.masked_fill(~allowed, torch.finfo(s.dtype).min)
-    return torch.softmax(s, dim=dim)
+_probs = masked_probs  # softmax over keys of soft-capped, masked scores
 
 
 class PLNDProbe:
@@ -513,10 +525,12 @@ class PLNDProbe:
         qk_budget_bytes: int | None = None,
         chunk_elems: int | None = None,
         qk_cpu_threads: int | None = QK_CPU_THREADS,
+        qk_scoring: str = "exact",
     ) -> None:
         """qk_budget_bytes: Q/K working memory (default: default_qk_budget of the model's device);
         chunk_elems: deprecated alias in elements of the work dtype; qk_cpu_threads: torch
-        intra-op threads while scoring Q/K on CPU (None: leave torch's setting)."""
+        intra-op threads while scoring Q/K on CPU (None: leave torch's setting); qk_scoring:
+        "exact" or "first-order" (mwork.qkapprox; checked here, before any forward)."""
         if importance not in IMPORTANCE_MODES:
             raise MworkError(
                 f"unknown importance '{importance}'", f"use one of {', '.join(IMPORTANCE_MODES)}"
@@ -528,6 +542,11 @@ class PLNDProbe:
             )
         self.qk_budget_bytes, self.chunk_elems = qk_budget_bytes, chunk_elems
         self.qk_cpu_threads = qk_cpu_threads
+        qk_norm = qk_scoring != "exact" and any(
+            adapter.qk_norm(i) is not None for i in range(adapter.n_layers)
+        )
+        check_qk_scoring(qk_scoring, importance, qk_norm)
+        self.qk_scoring = qk_scoring
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._token_mask: torch.Tensor | None = None
         self._scores: dict[str, list[torch.Tensor | None]] = {}
@@ -639,6 +658,7 @@ class PLNDProbe:
                 budget_bytes=self.qk_budget_bytes,
                 chunk_elems=self.chunk_elems,
                 cpu_threads=self.qk_cpu_threads,
+                scoring=self.qk_scoring,
             )
             self._put("attn_q", i, imp_q)
             self._put("attn_k", i, imp_k)

@@ -11,25 +11,52 @@ Zeroing raw dim i gives r' = r − r_i e_i and ρ'² = ρ² − r_i² / D (≥ e
     q' = g ⊙ r' / ρ' = α (q − q_i e_i),   α = ρ / ρ' ≥ 1,
 
 one factor per (token, zeroed dim). RoPE is linear per token and comes after the norm, hence with
-S = s·rope(q)·rope(k) the scores of the zeroed query row become α_t (S_t − s·Δ_t), Δ the usual
-rank-1 term of the normalised dim i (with RoPE's partner dim). For a key dim the factor β_s
-multiplies key column s instead. In OLMo-2 the norm spans all heads, so zeroing dim (h, i) also
-scales every other head's rows (keys: columns) by the same α: their probabilities change too, and
-Eq. 8 sums the squared change over all heads:
+S0 = s·rope(q)·rope(k) the q·k part of the scores, the zeroed query row's logits become
+α_t (S0_t − s·Δ_t) (+ bias, not rescaled), Δ the usual rank-1 term of the normalised dim i (with
+RoPE's partner dim). For a key dim the factor β_s multiplies key column s instead. In OLMo-2 the
+norm spans all heads, so zeroing dim (h, i) also scales every other head's rows (keys: columns) by
+the same α: their probabilities change too, and Eq. 8 sums the squared change over all heads:
 
-    Imp_(h,i)² = Σ_t ||softmax(f(α_t(S_h,t − s·Δ_t))) − p_h,t||²
-               + Σ_{h'≠h} Σ_t ||softmax(f(α_t S_h',t)) − p_h',t||²
+    Imp_(h,i)² = Σ_t ||softmax(f(α_t(S0_h,t − s·Δ_t) + B)) − p_h,t||²
+               + Σ_{h'≠h} Σ_t ||softmax(f(α_t S0_h',t + B)) − p_h',t||²
 
 (keys: the heads of the unit's group carry Δ, all other heads only the factor). f is the model's
-soft-capping, additive bias and mask. Everything here is the direct form (one softmax per
-(head, row, key, dim)), exact up to rounding, computed in blocks of at most `budget_elems`.
+soft-capping and mask, B the additive bias. Without soft-capping each of these is an additive
+perturbation z of the logits L = S0 + B:
+
+    own head, query dim:  z[t,s,i] = (α[t,i] − 1)·S0[t,s] − α[t,i]·s·Δ[t,s,i]
+    own head, key dim:    z[t,s,i] = (β[s,i] − 1)·S0[t,s] − β[s,i]·s·Δ[t,s,i]
+    other heads (OLMo-2): z[t,s,(u,i)] = (α[u,t,i] − 1)·S0_h'[t,s]   (keys: (β[g,s,i] − 1)·S0_h')
+
+so the multiplicative form of mwork.softmax_change applies (one exp per (row, key, dim), the key
+sums as matrix products). All three are one `_Term`: z = G·S0 + x1⊗y1 + x2⊗y2, scored in blocks of
+(score heads × query rows × columns) of at most `budget_elems`, no loop over single heads or
+dims where memory allows. The cross-head term has every query head h' as score head and every
+unit (u, i) as column, the (h', u) pairs where h' carries Δ skipped. Before the exp, |z| is
+bounded per (head, group of row blocks, column); entries above FAST_EXP_LIMIT, and everything
+under soft-capping, take the direct form softmax(f(L + z)) − softmax(f(L)). Both are exact up to
+rounding.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from mwork.adapters import AttnGeometry, QKNorm
+from mwork.softmax_change import FAST_EXP_LIMIT, masked_probs, sq_change_fast
+
+_MIN_ROW_BLOCKS = 4
+"""Rows of a long document are cut into at least this many blocks, each seeing only the keys its
+rows may see (causal), as in mwork.plnd."""
+
+_GENERAL_BUFFERS = 4
+"""Work tensors of the size of one [entries, rows, keys] block alive at once in the direct form."""
+
+_MAX_BOUND_GROUPS = 64
+"""The overflow bound is kept per group of consecutive row blocks, at most this many groups per
+document: [heads, groups, columns] stays small when blocks are a row or two (long documents)."""
 
 
 def rms_norm(x: torch.Tensor, gain: torch.Tensor, eps: float, per_head: bool) -> torch.Tensor:
@@ -69,6 +96,28 @@ def removal_factors(x: torch.Tensor, eps: float, per_head: bool) -> torch.Tensor
     return torch.sqrt(rho2 / (rho2 - x.square() / group))
 
 
+def removal_excess(x: torch.Tensor, eps: float, per_head: bool) -> torch.Tensor:
+    """α − 1 of `removal_factors`, without the cancellation of forming α first.
+
+    With e = (r_i²/D) / ρ'² = α² − 1:  α − 1 = e / (1 + sqrt(1 + e)).
+
+    Args:
+        x: [b, n, l, d] raw projection.
+
+    Returns:
+        [b, n, l, d] (≥ 0)
+    """
+    if per_head:
+        group = x.shape[-1]
+        rho2 = x.square().mean(-1, keepdim=True) + eps
+    else:
+        group = x.shape[1] * x.shape[-1]
+        rho2 = x.square().mean(dim=(1, 3), keepdim=True) + eps
+    cut = x.square() / group
+    e = cut / (rho2 - cut).clamp_min(eps)  # ρ'² ≥ eps exactly; the clamp only guards rounding
+    return e / (1 + torch.sqrt(1 + e))
+
+
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """HF rotate_half RoPE. x: [n, l, d]; cos/sin: [l, d]."""
     d = x.shape[-1]
@@ -87,12 +136,37 @@ def _rope_parts(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple:
     return x * cos, x * sign * sin[..., perm], perm
 
 
-def _probs(s: torch.Tensor, allowed: torch.Tensor, softcap: float | None) -> torch.Tensor:
-    """softmax over the key dim (-2 here: [.., t, s, c]) of soft-capped, masked scores."""
-    if softcap is not None:
-        s = torch.tanh(s / softcap) * softcap
-    s = s.masked_fill(~allowed, torch.finfo(s.dtype).min)
-    return torch.softmax(s, dim=-2)
+@dataclass(frozen=True)
+class _Term:
+    """Logit perturbation of one family of units in one document, per score head a and column c:
+
+        z[a, t, s, c] = g[a, ·, c]·S0[a, t, s] + x1[a, t, c]·y1[a, s, c] + x2[a, t, c]·y2[a, s, c]
+
+    Attributes:
+        g: [A or 1, n, C] factor − 1, indexed by query row t (rows=True) or by key s; a leading 1
+            is shared by every score head.
+        rows: whether g is indexed by query row.
+        x1, y1, x2, y2: [A, n, C] rank-1 parts (already multiplied by −s and the factor), or None.
+    """
+
+    g: torch.Tensor
+    rows: bool
+    x1: torch.Tensor | None = None
+    y1: torch.Tensor | None = None
+    x2: torch.Tensor | None = None
+    y2: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class _Doc:
+    """One document's attention: s0, logits and p are [H, n, n] (q·k part, + bias, softmax);
+    allowed [n, n] bool; softcap as in AttnGeometry."""
+
+    s0: torch.Tensor
+    logits: torch.Tensor
+    p: torch.Tensor
+    allowed: torch.Tensor
+    softcap: float | None
 
 
 def qk_importance_normed(
@@ -119,141 +193,220 @@ def qk_importance_normed(
     q_raw, k_raw = q_raw.masked_fill(pad, 0.0), k_raw.masked_fill(pad, 0.0)
     b, n_heads, _, d = q_raw.shape
     n_kv = k_raw.shape[1]
-    group = torch.arange(n_heads, device=q_raw.device) // (n_heads // n_kv)
+    dev = q_raw.device
+    group = torch.arange(n_heads, device=dev) // (n_heads // n_kv)
     qg, kg = (x.to(q_raw.dtype) for x in (norm.q_gain, norm.k_gain))
     q_n = rms_norm(q_raw, qg, norm.eps, norm.per_head)
     k_n = rms_norm(k_raw, kg, norm.eps, norm.per_head)
-    alpha = removal_factors(q_raw, norm.eps, norm.per_head)  # [b, n_heads, l, d]
-    beta = removal_factors(k_raw, norm.eps, norm.per_head)  # [b, n_kv, l, d]
-    imp_q = torch.zeros(b, n_heads, d, dtype=q_raw.dtype, device=q_raw.device)
-    imp_k = torch.zeros(b, n_kv, d, dtype=q_raw.dtype, device=q_raw.device)
+    alpha1 = removal_excess(q_raw, norm.eps, norm.per_head)  # α − 1, [b, n_heads, l, d]
+    beta1 = removal_excess(k_raw, norm.eps, norm.per_head)  # β − 1, [b, n_kv, l, d]
+    imp_q = torch.zeros(b, n_heads, d, dtype=q_raw.dtype, device=dev)
+    imp_k = torch.zeros(b, n_kv, d, dtype=q_raw.dtype, device=dev)
+    sc = -geo.scaling
     for i in range(b):
         pos = token_mask[i].nonzero().squeeze(1)
         if pos.numel() == 0:
             continue
+        n = pos.numel()
         qd = q_n[i].index_select(1, pos)  # [n_heads, n, d] normalised, pre-RoPE
         kd = k_n[i].index_select(1, pos).index_select(0, group)  # keys of each query head's group
-        ad = alpha[i].index_select(1, pos)  # [n_heads, n, d]
-        bk = beta[i].index_select(1, pos)  # [n_kv, n, d]
-        bd = bk.index_select(0, group)
+        ga = alpha1[i].index_select(1, pos)  # [n_heads, n, d]
+        gk = beta1[i].index_select(1, pos)  # [n_kv, n, d]
+        gb = gk.index_select(0, group)
+        alpha, beta = 1 + ga, 1 + gb
         allowed = geo.allowed[i, 0].index_select(0, pos).index_select(1, pos)
-        bias = None
-        if geo.bias is not None:
-            bias = geo.bias[i].index_select(2, pos)
-            bias = bias if bias.shape[1] == 1 else bias.index_select(1, pos)
         if geo.cos is not None:
             row = i if geo.cos.shape[0] > 1 else 0  # HF passes one table for the batch
             cos, sin = geo.cos[row].index_select(0, pos), geo.sin[row].index_select(0, pos)
             qr, kr = _rope(qd, cos, sin), _rope(kd, cos, sin)
             qa, qb, perm = _rope_parts(qd, cos, sin)
             ka, kb, _ = _rope_parts(kd, cos, sin)
-            dq = (qa, kr, qb, kr[..., perm])  # Δ_Q[t,s,i] = qa[t,i]·K[s,i] + qb[t,i]·K[s,p(i)]
-            dk = (qr, ka, qr[..., perm], kb)  # Δ_K[t,s,i] = Q[t,i]·ka[s,i] + Q[t,p(i)]·kb[s,i]
+            # Δ_Q[t,s,i] = qa[t,i]·K[s,i] + qb[t,i]·K[s,p(i)];  Δ_K = Q[t,i]·ka[s,i] + Q[t,p(i)]·kb
+            q_term = _Term(ga, True, sc * alpha * qa, kr, sc * alpha * qb, kr[..., perm])
+            k_term = _Term(gb, False, qr, sc * beta * ka, qr[..., perm], sc * beta * kb)
         else:
             qr, kr = qd, kd
-            dq = dk = (qd, kd, None, None)
+            q_term = _Term(ga, True, sc * alpha * qd, kd)
+            k_term = _Term(gb, False, qd, sc * beta * kd)
         s0 = geo.scaling * qr @ kr.transpose(-1, -2)  # [n_heads, n, n], q·k part only
-        sq_q = _own_heads(s0, bias, allowed, geo, dq, ad, None, budget_elems)
-        sq_k = _own_heads(s0, bias, allowed, geo, dk, None, bd, budget_elems)
-        imp_q[i] = sq_q
-        imp_k[i].index_add_(0, group, sq_k)  # summed over the query heads of the group
+        logits = s0
+        if geo.bias is not None:
+            bias = geo.bias[i].index_select(2, pos)
+            logits = s0 + (bias if bias.shape[1] == 1 else bias.index_select(1, pos))
+        doc = _Doc(s0, logits, masked_probs(logits, allowed, geo.softcap), allowed, geo.softcap)
+        imp_q[i] = _score_term(q_term, doc, budget_elems)
+        imp_k[i].index_add_(0, group, _score_term(k_term, doc, budget_elems))  # over the group
         if not norm.per_head:  # OLMo-2: the factor also reaches every other head
-            own = torch.eye(n_heads, dtype=torch.bool, device=s0.device)
-            imp_q[i] += _other_heads(s0, bias, allowed, geo, ad, True, own, budget_elems)
-            in_group = group[:, None] == torch.arange(n_kv, device=s0.device)[None, :]
-            imp_k[i] += _other_heads(s0, bias, allowed, geo, bk, False, in_group, budget_elems)
+            # columns (u, i) of every unit; score head h' carries Δ for unit u (scored above)
+            own = torch.eye(n_heads, dtype=torch.bool, device=dev)
+            cross = _Term(ga.transpose(0, 1).reshape(1, n, n_heads * d), True)
+            sq = _score_term(cross, doc, budget_elems, own.repeat_interleave(d, dim=1))
+            imp_q[i] += sq.view(n_heads, n_heads, d).sum(0)
+            in_group = group[:, None] == torch.arange(n_kv, device=dev)[None, :]  # [H, n_kv]
+            cross = _Term(gk.transpose(0, 1).reshape(1, n, n_kv * d), False)
+            sq = _score_term(cross, doc, budget_elems, in_group.repeat_interleave(d, dim=1))
+            imp_k[i] += sq.view(n_heads, n_kv, d).sum(0)
     return imp_q.sqrt().reshape(b, -1), imp_k.sqrt().reshape(b, -1)
 
 
-def _logits(s: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Add the bias [hb, 1 or n, n] to scores shaped [hb, t, s, c]."""
-    return s if bias is None else s + bias[..., None]
-
-
-def _own_heads(
-    s0: torch.Tensor,
-    bias: torch.Tensor | None,
-    allowed: torch.Tensor,
-    geo: AttnGeometry,
-    delta: tuple,
-    row_factor: torch.Tensor | None,
-    col_factor: torch.Tensor | None,
-    budget: int,
+def _score_term(
+    term: _Term, doc: _Doc, budget: int, skip: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Σ_t ||softmax(f(A·B·(S − s·Δ))) − p||² for each head and dim of the head's own removal.
+    """Σ_t ||softmax(f(L + z)) − p||² for every score head and column of one term.
+
+    Blocks of (ab heads × tb query rows × cb columns) against the key span the block's rows may
+    see; per block the multiplicative form for the columns whose bound on |z| admits it, the
+    direct form for the others.
 
     Args:
-        s0: [H, n, n] scaled q·k scores; bias: [H, 1 or n, n] or None; allowed: [n, n].
-        delta: (x1, y1, x2, y2) with Δ[h,t,s,i] = x1[h,t,i]·y1[h,s,i] (+ x2·y2), each [H, n, d].
-        row_factor: [H, n, d] α per (query row, dim), or None; col_factor: [H, n, d] β per key.
+        term: the perturbation; doc: the document's scores.
+        budget: elements of the largest work tensor.
+        skip: [A, C] bool entries not wanted (left 0, not scored), or None.
 
     Returns:
-        [H, d]
+        [A, C]
     """
-    n_heads, n, _ = s0.shape
-    d = delta[0].shape[-1]
-    x1, y1, x2, y2 = delta
-    p0 = _probs(_logits(s0, bias)[..., None], allowed[..., None], geo.softcap)  # [H, n, n, 1]
-    out = torch.zeros(n_heads, d, dtype=s0.dtype, device=s0.device)
-    c = max(1, min(d, budget // (n * n)))
-    tb = max(1, min(n, budget // (n * c)))
-    for h in range(n_heads):
-        for j0 in range(0, d, c):
-            j = slice(j0, min(d, j0 + c))
-            for t0 in range(0, n, tb):
-                t = slice(t0, min(n, t0 + tb))
-                dl = x1[h, t, None, j] * y1[h, None, :, j]  # [tb, n, c]
-                if x2 is not None:
-                    dl = dl + x2[h, t, None, j] * y2[h, None, :, j]
-                lg = s0[h, t, :, None] - geo.scaling * dl
-                if row_factor is not None:
-                    lg = lg * row_factor[h, t, None, j]
-                if col_factor is not None:
-                    lg = lg * col_factor[h, None, :, j]
-                if bias is not None:
-                    lg = lg + (bias[h, :, :, None] if bias.shape[1] == 1 else bias[h, t, :, None])
-                diff = _probs(lg, allowed[t, :, None], geo.softcap) - p0[h, t]
-                out[h, j] += diff.square().sum(dim=(0, 1))
+    s0 = doc.s0
+    n_a, n, _ = s0.shape
+    n_c = term.g.shape[-1]
+    cb = min(n_c, max(1, budget // n))
+    rows = max(1, budget // (n * cb))
+    tb = min(n, rows, -(-n // _MIN_ROW_BLOCKS) if n >= 16 * _MIN_ROW_BLOCKS else n)
+    ab = max(1, min(n_a, rows // tb))
+    n_blk = -(-n // tb)
+    per_group = -(-n_blk // _MAX_BOUND_GROUPS)  # row blocks sharing one bound
+    direct = _direct_entries(term, doc, tb * per_group)  # [A, n_groups, C]
+    fast = ~direct
+    if skip is not None:
+        direct &= ~skip[:, None]
+        fast &= ~skip[:, None]
+    direct_cpu, fast_cpu = direct.cpu(), fast.cpu()  # one sync per term and document
+    mixed = not bool(fast_cpu.all())
+    out = torch.zeros(n_a, n_c, dtype=s0.dtype, device=s0.device)
+    work = None
+    if bool(fast_cpu.any()):  # one buffer for every block: no fresh pages per block
+        work = torch.empty(ab * tb * n * cb, dtype=s0.dtype, device=s0.device)
+    for blk, (t0, t1, k0, k1) in enumerate(_key_spans(doc.allowed, tb)):
+        for a0 in range(0, n_a, ab):
+            a1 = min(n_a, a0 + ab)
+            for c0 in range(0, n_c, cb):
+                c1 = min(n_c, c0 + cb)
+                part = (slice(a0, a1), blk // per_group, slice(c0, c1))
+                n_fast = int(fast_cpu[part].sum()) if mixed else (a1 - a0) * (c1 - c0)
+                if n_fast:
+                    z = work[: (a1 - a0) * (t1 - t0) * (k1 - k0) * (c1 - c0)]
+                    z = z.view(a1 - a0, t1 - t0, k1 - k0, c1 - c0)
+                    _fill(z, term, s0, slice(a0, a1), slice(t0, t1), slice(k0, k1), slice(c0, c1))
+                    sq = sq_change_fast(z, doc.p[a0:a1, t0:t1, k0:k1])
+                    if mixed:  # overflowed columns hold inf/NaN: dropped (direct or skipped)
+                        sq = sq.masked_fill(~fast[part], 0.0)
+                    out[a0:a1, c0:c1] += sq
+                if mixed and bool(direct_cpu[part].any()):
+                    idx = direct_cpu[part].nonzero().to(s0.device)  # [m, 2] within the block
+                    a_idx, c_idx = idx[:, 0] + a0, idx[:, 1] + c0
+                    sq = _score_direct(term, doc, a_idx, c_idx, (t0, t1), (k0, k1), budget)
+                    out.index_put_((a_idx, c_idx), sq, accumulate=True)
     return out
 
 
-def _other_heads(
+def _fill(
+    z: torch.Tensor,
+    term: _Term,
     s0: torch.Tensor,
-    bias: torch.Tensor | None,
-    allowed: torch.Tensor,
-    geo: AttnGeometry,
-    factor: torch.Tensor,
-    rows: bool,
-    carries: torch.Tensor,
-    budget: int,
-) -> torch.Tensor:
-    """OLMo-2 cross-head term: the heads that do not carry Δ, scaled by the unit's factor.
+    a: slice,
+    t: slice,
+    k: slice,
+    c: slice,
+) -> None:
+    """z[a, t, s, c] of one block into z [ab, tb, ns, cb] (heads a, rows t, keys k, columns c)."""
+    ga = slice(None) if term.g.shape[0] == 1 else a
+    g = term.g[ga, t, c][:, :, None] if term.rows else term.g[ga, k, c][:, None]
+    torch.mul(s0[a, t, k][..., None], g, out=z)  # (factor − 1)·S0
+    for x, y in ((term.x1, term.y1), (term.x2, term.y2)):
+        if x is not None:
+            z.addcmul_(x[a, t, c][:, :, None], y[a, k, c][:, None])
+
+
+def _direct_entries(term: _Term, doc: _Doc, tb: int) -> torch.Tensor:
+    """[A, n_blk, C] bool: the (head, group of tb rows, column) entries that take the direct form.
+
+    All of them under soft-capping (f is not a shift); otherwise those where the bound
+    |z| ≤ max|g|·max|S0| + Σ max_rows|x|·max_keys|y| (per head, row group, column) exceeds
+    FAST_EXP_LIMIT, so that e^z could overflow.
+    """
+    s0 = doc.s0
+    n_a, n, _ = s0.shape
+    n_blk = -(-n // tb)
+    if doc.softcap is not None:
+        return torch.ones(n_a, n_blk, term.g.shape[-1], dtype=torch.bool, device=s0.device)
+
+    def block_max(x: torch.Tensor) -> torch.Tensor:  # [A', n, C] -> [A', n_blk, C] max per block
+        pad = n_blk * tb - n
+        xa = torch.nn.functional.pad(x.abs(), (0, 0, 0, pad)) if pad else x.abs()
+        return xa.view(x.shape[0], n_blk, tb, x.shape[-1]).amax(2)
+
+    s_max = block_max(s0.abs().amax(-1, keepdim=True))  # [A, n_blk, 1]
+    g_max = block_max(term.g) if term.rows else term.g.abs().amax(1, keepdim=True)
+    bound = s_max * g_max
+    for x, y in ((term.x1, term.y1), (term.x2, term.y2)):
+        if x is not None:
+            bound = bound + block_max(x) * y.abs().amax(1, keepdim=True)
+    return bound > FAST_EXP_LIMIT[s0.dtype]
+
+
+def _key_spans(allowed: torch.Tensor, tb: int) -> list[tuple[int, int, int, int]]:
+    """(t0, t1, k0, k1) per block of tb query rows: [k0, k1) spans every key its rows may see.
 
     Args:
-        s0: [H, n, n] scaled q·k scores of every query head.
-        factor: [U, n, d] factor of unit (u, i): α per query row (rows=True) or β per key.
-        carries: [H, U] bool, True where query head h' carries Δ for unit head u (its own head
-            or group; those are scored by `_own_heads`).
+        allowed: [n, n] bool; every row sees at least one key (its own token).
+    """
+    n = allowed.shape[0]
+    n_blk = -(-n // tb)
+    first = allowed.int().argmax(1)  # first allowed key of each row
+    last = n - 1 - allowed.flip(1).int().argmax(1)
+    pad = n_blk * tb - n
+    first = torch.nn.functional.pad(first, (0, pad), value=n).view(n_blk, tb).amin(1)
+    last = torch.nn.functional.pad(last, (0, pad), value=-1).view(n_blk, tb).amax(1)
+    spans = torch.stack([first, last + 1], 1).tolist()  # one sync
+    return [(j * tb, min(n, (j + 1) * tb), k0, k1) for j, (k0, k1) in enumerate(spans)]
+
+
+def _score_direct(
+    term: _Term,
+    doc: _Doc,
+    a_idx: torch.Tensor,
+    c_idx: torch.Tensor,
+    rows: tuple[int, int],
+    keys: tuple[int, int],
+    budget: int,
+) -> torch.Tensor:
+    """Direct form softmax(f(L + z)) − p for some (head, column) entries of one block.
+
+    Args:
+        a_idx, c_idx: [m] score heads and columns (absolute) of the entries.
+        rows, keys: the block's [start, end) query rows and key span.
 
     Returns:
-        [U, d]: Σ_{h' not carrying} Σ_t ||softmax(f(F_(u,i) ⊙ S_h')) − p_h'||².
+        [m] Σ_t ||p'_t − p_t||² per entry.
     """
-    n_heads, n, _ = s0.shape
-    n_units, _, d = factor.shape
-    p0 = _probs(_logits(s0, bias)[..., None], allowed[..., None], geo.softcap)  # [H, n, n, 1]
-    out = torch.zeros(n_units, d, dtype=s0.dtype, device=s0.device)
-    c = max(1, min(d, budget // (n * n)))
-    for u in range(n_units):
-        for hp in (~carries[:, u]).nonzero().flatten().tolist():
-            for j0 in range(0, d, c):
-                j = slice(j0, min(d, j0 + c))
-                f = factor[u, :, None, j] if rows else factor[u, None, :, j]  # [n,1,c] / [1,n,c]
-                lg = s0[hp, :, :, None] * f
-                if bias is not None:
-                    lg = lg + bias[hp, :, :, None]
-                diff = _probs(lg, allowed[..., None], geo.softcap) - p0[hp]
-                out[u, j] += diff.square().sum(dim=(0, 1))
-    return out
+    (t0, t1), (k0, k1) = rows, keys
+    allow = doc.allowed[t0:t1, k0:k1]
+    step = max(1, budget // (_GENERAL_BUFFERS * (t1 - t0) * (k1 - k0)))
+    out = []
+    for f0 in range(0, a_idx.numel(), step):
+        aa, cc = a_idx[f0 : f0 + step], c_idx[f0 : f0 + step]
+        ga = aa if term.g.shape[0] > 1 else torch.zeros_like(aa)
+        if term.rows:
+            g = term.g[ga, t0:t1, cc][:, :, None]  # [m, tb, 1]
+        else:
+            g = term.g[ga, k0:k1, cc][:, None]  # [m, 1, ns]
+        lg = torch.addcmul(doc.logits[aa, t0:t1, k0:k1], g, doc.s0[aa, t0:t1, k0:k1])
+        for x, y in ((term.x1, term.y1), (term.x2, term.y2)):
+            if x is not None:  # [m, tb, ns] += outer products
+                lg.baddbmm_(x[aa, t0:t1, cc][:, :, None], y[aa, k0:k1, cc][:, None])
+        diff = masked_probs(lg, allow, doc.softcap) - doc.p[aa, t0:t1, k0:k1]
+        out.append(diff.square_().sum(dim=(1, 2)))
+    return torch.cat(out)
 
 
 def reference_qk_importance(

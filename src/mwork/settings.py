@@ -26,14 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self
 
 import yaml
 
 from mwork.errors import MworkError
 
 SCHEMA_FILE = Path(str(resources.files("mwork") / "data" / "config.schema.yaml"))
-T = TypeVar("T")
 
 
 @functools.cache
@@ -66,18 +65,29 @@ def schema_field(path: str) -> Any:
     return field(default=value)
 
 
-def from_mapping(cls: type[T], values: Mapping[str, Any] | None, what: str) -> T:
-    """Build settings `cls` from a config mapping; unknown keys raise MworkError."""
-    values = dict(values or {})
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise MworkError(f"unknown {what} setting(s) {unknown}", f"use only {sorted(known)}")
-    return cls(**values)
+class FromMapping:
+    """Mixin of the settings dataclasses: `X.from_mapping(values)` builds one from a config mapping.
+
+    Unknown keys raise MworkError naming `SECTION` (e.g. "unknown detection setting(s) [...]").
+    """
+
+    SECTION: ClassVar[str]  # the settings' name in error messages
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> Self:
+        """Build the settings from a config mapping (None: all defaults); unknown keys are errors."""
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise MworkError(
+                f"unknown {cls.SECTION} setting(s) {unknown}", f"use only {sorted(known)}"
+            )
+        return cls(**values)
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(FromMapping):
     """One model of the config (`models.<alias>`), as a job needs it.
 
     Attributes:
@@ -89,6 +99,8 @@ class ModelSpec:
         n1, n2: understanding / generation layer counts (None where a job does not use them).
     """
 
+    SECTION: ClassVar[str] = "model"
+
     ref: str
     name: str | None = None
     dtype: str = schema_field("models/dtype")
@@ -96,10 +108,6 @@ class ModelSpec:
     n_layers: int | None = None
     n1: int | None = None
     n2: int | None = None
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> ModelSpec:
-        return from_mapping(cls, values, "model")
 
     @property
     def label(self) -> str:
@@ -153,7 +161,7 @@ class CorpusSettings:
 
 
 @dataclass(frozen=True)
-class DetectionSettings:
+class DetectionSettings(FromMapping):
     """PLND detector settings (config `detection`; recorded in the neuron file's metadata).
 
     Attributes:
@@ -167,7 +175,11 @@ class DetectionSettings:
         n_docs: documents sampled per language (None: all of the corpus).
         batch_size: documents per forward pass (no effect on results).
         qk_budget_mb: working memory of one Q/K scoring block (None: derived from the device).
+        qk_scoring: "exact" (Eq. 8) or "first-order" (its linearisation, mwork.qkapprox; an
+            approximation, paper importance only).
     """
+
+    SECTION: ClassVar[str] = "detection"
 
     importance: str = schema_field("detection/importance")
     top_k_ffn: int | None = schema_field("detection/top_k_ffn")
@@ -180,14 +192,12 @@ class DetectionSettings:
     n_docs: int | None = schema_field("detection/n_docs")
     batch_size: int = schema_field("detection/batch_size")
     qk_budget_mb: float | None = schema_field("detection/qk_budget_mb")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> DetectionSettings:
-        return from_mapping(cls, values, "detection")
+    qk_scoring: str = schema_field("detection/qk_scoring")
 
     def validate(self) -> None:
         """Raise MworkError on settings no detection can run with."""
         from mwork.plnd import IMPORTANCE_MODES
+        from mwork.qkapprox import check_qk_scoring
 
         if self.importance not in IMPORTANCE_MODES:
             raise MworkError(
@@ -200,6 +210,7 @@ class DetectionSettings:
                 raise MworkError(f"{name} must be >= 1 (got {v})", "pass a positive integer")
         if self.qk_budget_mb is not None and not self.qk_budget_mb > 0:
             raise MworkError(f"qk_budget_mb must be > 0 (got {self.qk_budget_mb})", "pass e.g. 64")
+        check_qk_scoring(self.qk_scoring, self.importance)
         for name in ("epsilon_ffn", "epsilon_attn"):
             v = getattr(self, name)
             if v is not None and not math.isfinite(v):
@@ -213,7 +224,7 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
-class LapeSettings:
+class LapeSettings(FromMapping):
     """LAPE selection (config `detection.lape`; Tang et al. 2024, see `mwork.lape`).
 
     Attributes:
@@ -222,13 +233,11 @@ class LapeSettings:
         activation_bar_ratio: quantile a language's probability must exceed to own a neuron.
     """
 
+    SECTION: ClassVar[str] = "lape"
+
     filter_rate: float = schema_field("detection/lape/filter_rate")
     top_rate: float = schema_field("detection/lape/top_rate")
     activation_bar_ratio: float = schema_field("detection/lape/activation_bar_ratio")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> LapeSettings:
-        return from_mapping(cls, values, "lape")
 
     def validate(self) -> None:
         for name in ("filter_rate", "top_rate", "activation_bar_ratio"):
@@ -240,8 +249,10 @@ class LapeSettings:
 
 
 @dataclass(frozen=True)
-class EvaluationSettings:
+class EvaluationSettings(FromMapping):
     """lm-eval run settings of one evaluation job (config `evaluation` + `deactivation`)."""
+
+    SECTION: ClassVar[str] = "evaluation"
 
     batch_size: int = schema_field("evaluation/batch_size")
     limit: int | None = schema_field("evaluation/limit")
@@ -254,14 +265,12 @@ class EvaluationSettings:
     # by the workflow (rules/common.smk get_count_peers), not a config key
     count_peers: list[str] = field(default_factory=list)
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> EvaluationSettings:
-        return from_mapping(cls, values, "evaluation")
-
 
 @dataclass(frozen=True)
-class PerplexitySettings:
+class PerplexitySettings(FromMapping):
     """Held-out perplexity under deactivation (config `perplexity` + `deactivation`)."""
+
+    SECTION: ClassVar[str] = "perplexity"
 
     n_texts: int = schema_field("perplexity/n_texts")
     max_tokens: int = schema_field("perplexity/max_tokens")
@@ -272,14 +281,12 @@ class PerplexitySettings:
     attn_n: int | None = schema_field("deactivation/attn_n")
     ffn_n: int | None = schema_field("deactivation/ffn_n")
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> PerplexitySettings:
-        return from_mapping(cls, values, "perplexity")
-
 
 @dataclass(frozen=True)
-class LensSettings:
+class LensSettings(FromMapping):
     """Layer-wise language lens (config `figures.lens`, without the model list and variants)."""
+
+    SECTION: ClassVar[str] = "lens"
 
     prompts: str | None = schema_field("figures/lens/prompts")
     top_k: int = schema_field("figures/lens/top_k")
@@ -288,18 +295,12 @@ class LensSettings:
     lid_backend: str = schema_field("figures/lens/lid_backend")
     lid_min_prob: float | None = schema_field("figures/lens/lid_min_prob")
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> LensSettings:
-        return from_mapping(cls, values, "lens")
-
 
 @dataclass(frozen=True)
-class TableSettings:
+class TableSettings(FromMapping):
     """Bootstrap settings of the result tables (config `evaluation.n_boot`, `boot_seed`)."""
+
+    SECTION: ClassVar[str] = "table"
 
     n_boot: int = schema_field("evaluation/n_boot")
     boot_seed: int = schema_field("evaluation/boot_seed")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> TableSettings:
-        return from_mapping(cls, values, "table")

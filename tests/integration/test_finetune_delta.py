@@ -244,7 +244,7 @@ def test_cli_train_and_merge(files, capsys):
         )
         == 2
     )
-    assert "overlaps the base model" in capsys.readouterr().err
+    assert "overlaps the model directory" in capsys.readouterr().err
     bad = [*args[: args.index("--n-docs")], "--n-docs", "999"]
     assert main(bad) == 2
     assert "fewer than n_docs=999" in capsys.readouterr().err
@@ -256,7 +256,7 @@ def test_cli_train_and_merge(files, capsys):
         )
         == 2
     )
-    assert "overwrite an input" in capsys.readouterr().err
+    assert "is also an input of this command" in capsys.readouterr().err
 
 
 def test_load_delta_rejects_other_files(files):

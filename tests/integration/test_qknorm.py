@@ -8,6 +8,7 @@ adapters' norm description against the HF modules themselves.
 import pytest
 import torch
 
+from mwork import qknorm, softmax_change
 from mwork.adapters import AttnGeometry, QKNorm, attention_allowed, get_adapter
 from mwork.qknorm import qk_importance_normed, reference_qk_importance, removal_factors, rms_norm
 from mwork.tiny import QK_NORM_FAMILIES, tiny_model
@@ -102,3 +103,151 @@ def test_adapter_norm_matches_the_hf_modules(family):
             rms_norm(k_raw, norm.k_gain, norm.eps, norm.per_head), want_k, rtol=1e-6, atol=1e-6
         )
     assert adapter.qk_norm(0).per_head == (family != "olmo2")
+
+
+# --- the blocked multiplicative form: which path scores what, and that every path is exact ---
+
+
+class _Calls:
+    """Counts calls of the fast (multiplicative) and direct block scorers of mwork.qknorm."""
+
+    def __init__(self, monkeypatch):
+        self.fast = self.direct = 0
+        real_fast, real_direct = qknorm.sq_change_fast, qknorm._score_direct
+
+        def fast(*a, **kw):
+            self.fast += 1
+            return real_fast(*a, **kw)
+
+        def direct(*a, **kw):
+            self.direct += 1
+            return real_direct(*a, **kw)
+
+        monkeypatch.setattr(qknorm, "sq_change_fast", fast)
+        monkeypatch.setattr(qknorm, "_score_direct", direct)
+
+
+def _normed_case(
+    per_head: bool,
+    rope: bool,
+    *,
+    dtype=torch.float64,
+    seq: int = 7,
+    scale: float = 1.5,
+    gain: float = 1.0,
+    scaling: float = 0.4,
+    window: int | None = 4,
+    bias: bool = False,
+    outliers: float = 0.0,
+    seed: int = 0,
+):
+    """(q, k, geo, token_mask): GQA 4:2, head dim 6, two documents (the second one padded)."""
+    g = torch.Generator().manual_seed(seed)
+    b, n_heads, n_kv, d = 2, 4, 2, 6
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    q, k = rnd(b, n_heads, seq, d) * scale, rnd(b, n_kv, seq, d) * scale
+    if outliers:  # a few tokens dominated by one raw dim: α = ρ/ρ' far above 1
+        q[:, :, ::3, 1] = outliers
+        k[:, :, 1::3, 4] = outliers
+    tm = torch.ones(b, seq, dtype=torch.float64)
+    tm[1, seq - 2 :] = 0
+    gq = (torch.rand(d if per_head else n_heads * d, generator=g, dtype=torch.float64) + 0.5) * gain
+    gk = (torch.rand(d if per_head else n_kv * d, generator=g, dtype=torch.float64) + 0.5) * gain
+    cos = sin = None
+    if rope:
+        ang = torch.rand(b, seq, d // 2, generator=g, dtype=torch.float64) * 6
+        ang = torch.cat([ang, ang], -1)
+        cos, sin = ang.cos().to(dtype), ang.sin().to(dtype)
+    alibi = None
+    if bias:  # an additive per-head bias over keys (ALiBi-like), not rescaled by the norm
+        slopes = torch.tensor([0.5, 0.25, 0.125, 0.0625], dtype=torch.float64)
+        pos = torch.arange(seq, dtype=torch.float64)
+        alibi = (slopes[:, None, None] * (pos[None, None, :] - pos[None, :, None])).expand(
+            b, n_heads, seq, seq
+        )
+        alibi = alibi.to(dtype)
+    norm = QKNorm(gq.to(dtype), gk.to(dtype), 0.05, per_head)
+    geo = AttnGeometry(cos, sin, alibi, attention_allowed(tm, window), scaling, None, norm)
+    return q.to(dtype), k.to(dtype), geo, tm.to(dtype)
+
+
+def _assert_equals_reference(q, k, geo, tm, budget_elems):
+    got = qk_importance_normed(q, k, geo, tm, budget_elems=budget_elems)
+    want = reference_qk_importance(q, k, geo, tm)
+    for g, w in zip(got, want, strict=True):
+        assert float(w.abs().max()) > 1e-3
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, w, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("per_head", [True, False])
+@pytest.mark.parametrize("rope", [False, True])
+def test_one_block_per_term_when_memory_allows(per_head, rope, monkeypatch):
+    """A large budget scores each term of a document in one multiplicative block: no loop over
+    heads or dims (per head: Q and K terms; OLMo-2 also the two cross-head terms)."""
+    q, k, geo, tm = _normed_case(per_head, rope, bias=rope)
+    calls = _Calls(monkeypatch)
+    _assert_equals_reference(q, k, geo, tm, budget_elems=1 << 30)
+    assert calls.direct == 0
+    assert calls.fast == 2 * (2 if per_head else 4)  # two documents
+
+
+@pytest.mark.parametrize("per_head", [True, False])
+@pytest.mark.parametrize("rope", [False, True])
+@pytest.mark.parametrize(("budget", "seq"), [(1, 9), (97, 30), (2000, 70)])
+def test_every_budget_is_exact(per_head, rope, budget, seq, monkeypatch):
+    """Blocks of one element, of odd sizes (cut heads, rows and columns), and larger ones over a
+    long document (≥ 4 row blocks, each with its key span under a sliding window)."""
+    q, k, geo, tm = _normed_case(per_head, rope, seq=seq, window=16, seed=3)
+    calls = _Calls(monkeypatch)
+    _assert_equals_reference(q, k, geo, tm, budget_elems=budget)
+    assert calls.direct == 0 and calls.fast > 2 * (2 if per_head else 4)
+
+
+@pytest.mark.parametrize("per_head", [True, False])
+@pytest.mark.parametrize("rope", [False, True])
+@pytest.mark.parametrize("groups", [64, 3])
+def test_overflow_guard_falls_back_to_the_direct_form(per_head, rope, groups, monkeypatch):
+    """Outlier tokens (α up to ~10) with large gains push the bound on |z| past the float64 limit
+    for some (head, row block, dim) entries only: those are scored directly, the rest stays
+    multiplicative, and the sum is exact; also with the bound shared by groups of row blocks."""
+    monkeypatch.setattr(qknorm, "_MAX_BOUND_GROUPS", groups)  # 10 row blocks: 10 or 3 groups
+    q, k, geo, tm = _normed_case(
+        per_head, rope, gain=6.0, scaling=1.0, outliers=40.0, seq=70, window=None, bias=True
+    )
+    calls = _Calls(monkeypatch)
+    _assert_equals_reference(q, k, geo, tm, budget_elems=3000)
+    assert calls.direct > 0 and calls.fast > 0
+
+
+@pytest.mark.parametrize("per_head", [True, False])
+def test_forced_fallback_mixes_paths_within_blocks(per_head, monkeypatch):
+    """A low limit (real dict of mwork.softmax_change) splits single blocks between both forms."""
+    monkeypatch.setitem(softmax_change.FAST_EXP_LIMIT, torch.float64, 3.0)
+    q, k, geo, tm = _normed_case(per_head, True, bias=True)
+    calls = _Calls(monkeypatch)
+    _assert_equals_reference(q, k, geo, tm, budget_elems=1 << 30)
+    assert calls.direct > 0 and calls.fast == 2 * (2 if per_head else 4)
+
+
+@pytest.mark.parametrize("per_head", [True, False])
+def test_float32_agrees_with_float64(per_head, monkeypatch):
+    """Float32 with outliers that really overflow e^z (without the guard the scores are not
+    finite): guarded, both forms run, and the result equals float64 to float32 accuracy."""
+    kw = {"gain": 3.0, "scaling": 1.0, "outliers": 20.0, "seq": 40, "window": None}
+    q64, k64, geo64, tm64 = _normed_case(per_head, True, **kw)
+    q32, k32, geo32, tm32 = _normed_case(per_head, True, dtype=torch.float32, **kw)
+    want = qk_importance_normed(q64, k64, geo64, tm64, budget_elems=500)
+    with monkeypatch.context() as m:
+        m.setitem(softmax_change.FAST_EXP_LIMIT, torch.float32, 1e9)  # guard off
+        unguarded = qk_importance_normed(q32, k32, geo32, tm32, budget_elems=500)
+    assert not all(bool(torch.isfinite(x).all()) for x in unguarded)
+    calls = _Calls(monkeypatch)
+    got = qk_importance_normed(q32, k32, geo32, tm32, budget_elems=500)
+    assert calls.direct > 0 and calls.fast > 0  # both forms ran in float32
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == torch.float32 and torch.isfinite(g).all()
+        torch.testing.assert_close(g.double(), w, rtol=2e-5, atol=1e-6)

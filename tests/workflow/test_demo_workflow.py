@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from wfhelpers import shrunk_demo_config, write_config
 
 from mwork.neuronset import load_neuron_set
 
@@ -52,43 +52,21 @@ def test_demo_config_validates_and_plans_every_stage(tmp_path):
 
 def reduced_config(tmp: Path) -> Path:
     """demo/config.yaml shrunk: two languages, a small world, 12 training steps, few items."""
-    cfg = yaml.safe_load(DEMO.read_text())
     langs = ["en", "zh"]
-    cfg["languages"]["detect"] = langs
-    cfg["corpus"]["sources"] = {l: cfg["corpus"]["sources"][l] for l in langs}
-    cfg["demo"]["languages"] = langs
-    cfg["demo"]["world"].update(
-        n_people=4,
-        n_events=6,
-        corpus_docs=12,
-        wiki_docs=4,
-        heldout_docs=6,
+    cfg = shrunk_demo_config(
+        {
+            "xquad": ["R_U", "D_U", "D_S"],  # two LS: equal counts
+            "mgsm": ["Dbar_S_attn.minus-en"],
+            "xcsqa": ["D_S_ffn"],
+            "xlsum": ["D_all"],
+        },
         train_docs=200,
-        bench={"mgsm": 4, "xquad": 4, "xcsqa": 4, "xlsum": 4},
-    )
-    cfg["demo"]["train"].update(
         steps=12,
-        batch_size=4,
-        seq_len=64,
-        hidden_size=32,
-        intermediate_size=64,
-        n_layers=3,
-        n_heads=2,
-        vocab_size=600,
         log_every=4,
+        detection={"compare_lape": True},
+        langs=langs,
     )
-    cfg["models"]["demo-llama"].update(n_layers=3, n1=1, n2=1)
-    cfg["detection"].update(n_docs=6, max_tokens=48, shared_languages=langs, compare_lape=True)
     cfg["perplexity"].update(n_texts=4, seeds=[0])
-    ev = cfg["evaluation"]
-    ev["tasks"] = {
-        "xquad": {"langs": langs, "conditions": ["R_U", "D_U", "D_S"]},  # two LS: equal counts
-        "mgsm": {"langs": langs, "conditions": ["Dbar_S_attn.minus-en"]},
-        "xcsqa": {"langs": langs, "conditions": ["D_S_ffn"]},
-        "xlsum": {"langs": langs, "conditions": ["D_all"]},
-    }
-    ev["sweep"]["enabled"] = False
-    ev.update(limit=2, max_gen_toks=4, n_boot=20)
     cfg["figures"]["lens"].update(variants=["normed"], max_new_tokens=2)
     # fine-tuning: zh (made scarce), N 2 and 4 of the wiki articles, all three kinds, one task
     cfg["demo"]["world"]["language_weights"] = {"zh": 0.5}
@@ -104,9 +82,7 @@ def reduced_config(tmp: Path) -> Path:
     )
     cfg["finetune"]["wiki"].update(pool_size=8)
     cfg["demo"]["world"]["wiki_docs"] = 8  # a tiny world repeats articles: 8 keep >= 4 unique
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))
-    return path
+    return write_config(tmp, cfg)
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,19 @@
 mwork finetune train --model M --docs POOL.jsonl --lang L --out DELTA.safetensors
                      [--mode ls|random|full] [--neurons FILE] [--n-docs N] [...hyperparameters]
 mwork finetune merge --base DIR --delta DELTA.safetensors --out DIR [--dtype float32]
+
+Output paths are checked before any model is loaded (`mwork.paths`): no output over an input (the
+documents, the neuron file, the delta) or inside the model directory, and a merge replaces only a
+new, empty or earlier merged directory. Every write is atomic (temp file or folder + rename).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from mwork.errors import MworkError
+from mwork.paths import check_output, check_output_dir
 
 # Option -> FinetuneSettings field; None (not given) keeps the settings' default, so the defaults
 # live in one place (FinetuneSettings / the config schema) and parsing imports no torch.
@@ -98,17 +106,29 @@ def settings_from_args(a: argparse.Namespace):
     return FinetuneSettings.from_mapping(values)
 
 
+def check_train_outputs(a: argparse.Namespace) -> None:
+    """Refuse a `train` --out / --log over an input or inside the model directory (no load)."""
+    inputs = [p for p in (a.docs, a.neurons) if p]
+    check_output(a.out, inputs=inputs, model_dirs=[a.model])
+    if a.log:
+        if Path(a.log).resolve() == Path(a.out).resolve():
+            raise MworkError(f"--log {a.log} is the --out path", "choose another --log path")
+        check_output(a.log, inputs=inputs, model_dirs=[a.model], option="--log")
+
+
 def run(a: argparse.Namespace) -> None:
     """Run a parsed `mwork finetune ...` command."""
-    from mwork.finetune.delta import merge_delta
+    from mwork.finetune.delta import PROVENANCE_FILE, merge_delta
     from mwork.finetune.train import FinetuneInputs, finetune_to_file
     from mwork.settings import ModelSpec
 
     if a.finetune_cmd == "merge":
+        check_output_dir(a.out, inputs=[a.delta], model_dirs=[a.base], marker=PROVENANCE_FILE)
         out = merge_delta(a.base, a.delta, a.out, a.dtype, a.trust_remote_code)
         print(f"{out}: merged model")
         return
     settings = settings_from_args(a)
+    check_train_outputs(a)
     spec = ModelSpec(
         ref=a.model, name=a.model_name, dtype=a.dtype, trust_remote_code=a.trust_remote_code
     )

@@ -66,7 +66,10 @@ def _alive(pid: int) -> bool:
 
 
 def _package_mtime() -> float:
-    return max(p.stat().st_mtime for p in PACKAGE.rglob("*") if p.is_file())
+    """Latest change of the package's sources and data (byte-code caches excluded: a job that
+    imports a module first writes its __pycache__ entry, which is no change of the code)."""
+    files = (p for p in PACKAGE.rglob("*") if "__pycache__" not in p.parts and p.is_file())
+    return max(p.stat().st_mtime for p in files)
 
 
 def _call(

@@ -56,3 +56,18 @@ def test_a_changed_package_is_never_run_from_a_stale_import(in_tmp, monkeypatch)
     server = worker._Server(worker.socket_path(in_tmp))
     server.started = time.time() - 1e9  # as if the package changed after the worker started
     assert server.stale()
+
+
+def test_a_new_bytecode_cache_is_no_change_of_the_package(tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    (pkg / "__pycache__").mkdir(parents=True)
+    (pkg / "mod.py").write_text("x = 1\n")
+    monkeypatch.setattr(worker, "PACKAGE", pkg)
+    server = worker._Server(tmp_path / "w.sock")
+    server.started = worker._package_mtime() + 1.0
+    cache = pkg / "__pycache__" / "mod.cpython-311.pyc"
+    cache.write_bytes(b"\0")
+    os.utime(cache, (server.started + 10, server.started + 10))  # written after the start
+    assert not server.stale()
+    os.utime(pkg / "mod.py", (server.started + 10, server.started + 10))  # a real edit
+    assert server.stale()

@@ -12,10 +12,8 @@ new, empty or earlier merged directory. Every write is atomic (temp file or fold
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from mwork.errors import MworkError
-from mwork.paths import check_output, check_output_dir
+from mwork.paths import check_output_dir
 
 # Option -> FinetuneSettings field; None (not given) keeps the settings' default, so the defaults
 # live in one place (FinetuneSettings / the config schema) and parsing imports no torch.
@@ -106,20 +104,10 @@ def settings_from_args(a: argparse.Namespace):
     return FinetuneSettings.from_mapping(values)
 
 
-def check_train_outputs(a: argparse.Namespace) -> None:
-    """Refuse a `train` --out / --log over an input or inside the model directory (no load)."""
-    inputs = [p for p in (a.docs, a.neurons) if p]
-    check_output(a.out, inputs=inputs, model_dirs=[a.model])
-    if a.log:
-        if Path(a.log).resolve() == Path(a.out).resolve():
-            raise MworkError(f"--log {a.log} is the --out path", "choose another --log path")
-        check_output(a.log, inputs=inputs, model_dirs=[a.model], option="--log")
-
-
 def run(a: argparse.Namespace) -> None:
     """Run a parsed `mwork finetune ...` command."""
     from mwork.finetune.delta import PROVENANCE_FILE, merge_delta
-    from mwork.finetune.train import FinetuneInputs, finetune_to_file
+    from mwork.finetune.train import FinetuneInputs, check_train_outputs, finetune_to_file
     from mwork.settings import ModelSpec
 
     if a.finetune_cmd == "merge":
@@ -128,7 +116,7 @@ def run(a: argparse.Namespace) -> None:
         print(f"{out}: merged model")
         return
     settings = settings_from_args(a)
-    check_train_outputs(a)
+    check_train_outputs(a.out, a.log, a.docs, a.neurons, a.model)
     spec = ModelSpec(
         ref=a.model, name=a.model_name, dtype=a.dtype, trust_remote_code=a.trust_remote_code
     )

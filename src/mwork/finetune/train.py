@@ -61,6 +61,7 @@ from mwork.finetune.sparse import SparseDelta, attach_sparse
 from mwork.languages import check_language
 from mwork.modeling import model_fingerprint
 from mwork.neuronset import NeuronSet, load_neuron_set
+from mwork.paths import check_output
 from mwork.settings import ModelSpec, schema_default, schema_field
 
 log = logging.getLogger(__name__)
@@ -565,22 +566,31 @@ class FinetuneInputs:
     log: str | None = None
 
 
-def _check_outputs(inputs: FinetuneInputs) -> None:
-    outs = [Path(p).expanduser().resolve() for p in (inputs.out, inputs.log) if p]
-    ins = [Path(p).expanduser().resolve() for p in (inputs.docs, inputs.neurons) if p]
-    model_dir = Path(inputs.model.ref).expanduser()
-    for o in outs:
-        if o in ins or (model_dir.is_dir() and model_dir.resolve() in o.parents):
-            raise MworkError(f"output {o} would overwrite an input", "choose another output path")
-    if len(set(outs)) != len(outs):
-        raise MworkError("the delta and the log have the same path", "choose another --log path")
+def check_train_outputs(
+    out: str | Path,
+    log: str | Path | None,
+    docs: str | Path,
+    neurons: str | Path | None,
+    model_dir: str | Path,
+) -> None:
+    """Refuse a delta (`out`) or log path over an input or inside the model directory.
+
+    The checks of `mwork.paths.check_output` (same file through links, unwritable folder, ...);
+    used by `mwork finetune train` and by the workflow's jobs before anything is loaded.
+    """
+    reads = [p for p in (docs, neurons) if p]
+    check_output(out, inputs=reads, model_dirs=[model_dir])
+    if log:
+        if Path(log).resolve() == Path(out).resolve():
+            raise MworkError(f"--log {log} is the --out path", "choose another --log path")
+        check_output(log, inputs=reads, model_dirs=[model_dir], option="--log")
 
 
 def finetune_to_file(inputs: FinetuneInputs, settings: FinetuneSettings) -> FinetuneResult:
     """Validate inputs, load model/documents/neurons, fine-tune, write the delta (+ log)."""
     settings.validate()
     check_language(inputs.language)
-    _check_outputs(inputs)
+    check_train_outputs(inputs.out, inputs.log, inputs.docs, inputs.neurons, inputs.model.ref)
     pool = read_corpus(inputs.docs)  # validated before the model load
     docs = nested_sample(pool, inputs.n_docs or len(pool), inputs.data_seed)
     neurons = None

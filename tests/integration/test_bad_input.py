@@ -6,7 +6,6 @@ Bad settings must fail before the model loads: the `no_load` fixture makes loadi
 assertion failure.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from clihelpers import digest, fails
 from safetensors.torch import load_file, save_file
 
 from mwork.cli import main
@@ -27,29 +27,6 @@ from mwork.modeling import load_model
 from mwork.tiny import save_tiny_model_dir, tiny_model, train_tokenizer
 
 TEXTS = ["hello world hello", "hallo welt", "bonjour le monde", "hola mundo"] * 5
-
-
-def digest(paths) -> dict[str, str]:
-    """sha256 of every file among `paths` (folders recursively)."""
-    out = {}
-    for p in map(Path, paths):
-        for f in [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file()):
-            out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
-    return out
-
-
-def fails(capsys, argv, inputs) -> str:
-    """Run the CLI; assert exit 2, one `error: problem; fix` line (the last), inputs untouched."""
-    before = digest(inputs)
-    assert before, "a case without input files checks nothing"
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2, (code, err)
-    errors = [line for line in err if line.startswith("error: ")]
-    assert len(errors) == 1 and err[-1] == errors[0] and "; " in errors[0], err
-    assert not any("Traceback" in line for line in err), err
-    assert digest(inputs) == before
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

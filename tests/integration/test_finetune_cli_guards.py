@@ -5,7 +5,6 @@ byte-identical afterwards, and no weights loaded (the `no_load` fixture makes lo
 failure). Controls run the same commands on safe paths and succeed.
 """
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from clihelpers import fails
 
 from mwork.adapters import COMPONENTS, get_adapter
 from mwork.cli import main
@@ -24,29 +24,6 @@ from mwork.tiny import save_tiny_model_dir
 TEXTS = [
     f"Satz {i}: " + " ".join(f"wort{(i * j + 3) % 29}" for j in range(8 + i)) for i in range(12)
 ]
-
-
-def digest(paths) -> dict[str, str]:
-    """sha256 of every file among `paths` (folders recursively)."""
-    out = {}
-    for p in map(Path, paths):
-        for f in [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file()):
-            out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
-    return out
-
-
-def fails(capsys, argv, inputs) -> str:
-    """Run the CLI; assert exit 2, one `error: problem; fix` line (the last), inputs untouched."""
-    before = digest(inputs)
-    assert before, "a case without input files checks nothing"
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2, (code, err)
-    errors = [line for line in err if line.startswith("error: ")]
-    assert len(errors) == 1 and err[-1] == errors[0] and "; " in errors[0], err
-    assert not any("Traceback" in line for line in err), err
-    assert digest(inputs) == before
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

@@ -164,7 +164,7 @@ def get_detection_settings():
     """mwork.settings.DetectionSettings of detect_neurons (not shards, variants, shared_languages)."""
     keys = ["importance", "top_k_ffn", "top_k_attn", "epsilon_ffn", "epsilon_attn"]
     keys += ["min_fraction", "max_tokens", "seed", "n_docs", "batch_size", "qk_budget_mb"]
-    keys += ["qk_scoring"]
+    keys += ["qk_scoring", "qk_kernel"]
     return pick(DETECTION, keys)
 
 

@@ -22,3 +22,15 @@ def family(request) -> str:
 def model64(family):
     """A float64 tiny model of each family (exactness tests)."""
     return tiny_model(family, seed=0, dtype=torch.float64)
+
+
+@pytest.fixture(params=["compiled", "torch"])
+def qk_kernel(request, monkeypatch) -> str:
+    """Run a test with the C kernel of Eq. 8 (mwork.qkkernel) and again with torch's form."""
+    from mwork import plnd, qkkernel
+
+    if request.param == "torch":
+        monkeypatch.setattr(plnd, "kernel_for", lambda mode, device, dtype: False)
+    else:
+        assert qkkernel.kernel_for("compiled", torch.device("cpu"), torch.float64)
+    return request.param

@@ -102,6 +102,12 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         default=d("detection/qk_scoring"),
         help="Q/K Eq. 8: exact, or first-order (an approximation, see README; default %(default)s)",
     )
+    p.add_argument(
+        "--qk-kernel",
+        choices=["auto", "compiled", "torch"],
+        default=d("detection/qk_kernel"),
+        help="exact Q/K scoring on CPU: the C kernel when it builds (auto), always, or never",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--dtype",
@@ -139,6 +145,7 @@ def _run_detect(a: argparse.Namespace) -> None:
         batch_size=a.batch_size,
         qk_budget_mb=a.qk_budget_mb,
         qk_scoring=a.qk_scoring,
+        qk_kernel=a.qk_kernel,
     )
     spec = ModelSpec(
         ref=a.model, name=a.model_name, dtype=a.dtype, trust_remote_code=a.trust_remote_code

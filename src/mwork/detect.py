@@ -31,7 +31,8 @@ from mwork.neuronset import (
     select_by_fraction,
 )
 from mwork.neuronstats import summarize_files
-from mwork.plnd import PLNDProbe
+from mwork.plnd import PLNDProbe, work_dtype
+from mwork.qkkernel import qk_kernel_used
 from mwork.settings import DetectionSettings, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ def detect_neurons(
         settings.importance,
         qk_budget_bytes=budget,
         qk_scoring=settings.qk_scoring,
+        qk_kernel=settings.qk_kernel,
     )
     with probe:
         for ids, mask in tqdm(batches, desc="PLND", unit="batch", disable=not progress):
@@ -176,6 +178,9 @@ def detect_neurons(
         "unit_layout": json.dumps(adapter.unit_layout(), sort_keys=True),
         "importance": settings.importance,
         "qk_scoring": settings.qk_scoring,
+        "qk_kernel": qk_kernel_used(
+            settings.qk_kernel, device, work_dtype(next(adapter.model.parameters()).dtype)
+        ),
         "selection": json.dumps({c: list(r) for c, r in rule.items()}, sort_keys=True),
         "n_docs": str(n_docs),
         "max_tokens": str(settings.max_tokens),

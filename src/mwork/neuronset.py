@@ -41,6 +41,7 @@ METADATA_KEYS = (
     "unit_layout",
     "importance",
     "qk_scoring",
+    "qk_kernel",
     "selection",
     "n_docs",
     "max_tokens",

@@ -177,6 +177,8 @@ class DetectionSettings(FromMapping):
         qk_budget_mb: working memory of one Q/K scoring block (None: derived from the device).
         qk_scoring: "exact" (Eq. 8) or "first-order" (its linearisation, mwork.qkapprox; an
             approximation, paper importance only).
+        qk_kernel: "auto", "compiled" or "torch": the C kernel of Eq. 8 on CPU (mwork.qkkernel;
+            same results up to rounding), when it builds / always / never.
     """
 
     SECTION: ClassVar[str] = "detection"
@@ -193,11 +195,13 @@ class DetectionSettings(FromMapping):
     batch_size: int = schema_field("detection/batch_size")
     qk_budget_mb: float | None = schema_field("detection/qk_budget_mb")
     qk_scoring: str = schema_field("detection/qk_scoring")
+    qk_kernel: str = schema_field("detection/qk_kernel")
 
     def validate(self) -> None:
         """Raise MworkError on settings no detection can run with."""
         from mwork.plnd import IMPORTANCE_MODES
         from mwork.qkapprox import check_qk_scoring
+        from mwork.qkkernel import check_kernel_mode
 
         if self.importance not in IMPORTANCE_MODES:
             raise MworkError(
@@ -211,6 +215,7 @@ class DetectionSettings(FromMapping):
         if self.qk_budget_mb is not None and not self.qk_budget_mb > 0:
             raise MworkError(f"qk_budget_mb must be > 0 (got {self.qk_budget_mb})", "pass e.g. 64")
         check_qk_scoring(self.qk_scoring, self.importance)
+        check_kernel_mode(self.qk_kernel)  # "compiled": builds it now, before any model load
         for name in ("epsilon_ffn", "epsilon_attn"):
             v = getattr(self, name)
             if v is not None and not math.isfinite(v):

@@ -6,6 +6,8 @@ import torch
 from mwork.adapters import get_adapter
 from mwork.plnd import PLNDProbe, qk_importance
 
+pytestmark = pytest.mark.usefixtures("qk_kernel")  # C kernel and torch form alike
+
 COMPONENTS = ("ffn", "attn_q", "attn_k", "attn_v")
 
 

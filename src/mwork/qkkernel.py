@@ -1,0 +1,219 @@
+"""The compiled CPU kernel of Eq. 8's multiplicative form (csrc/sq_change.c), fused over keys.
+
+mwork.softmax_change writes every logit change z [heads, rows, keys, dims] to memory and makes five
+passes over it; on a CPU those passes, not the arithmetic, set the time of Q/K scoring. The C
+kernel computes z, expm1(z) and both key sums of one query row at a time with its [keys, dims]
+buffer in cache, in float32 (float64 for float64 data) with the row sums in double. It is exact
+up to rounding like the torch form (tested against it and against literal ablation in float64;
+more accurate in float32, see the C file), deterministic, and independent of the thread count:
+each head's rows are summed by one thread.
+
+The source is compiled on first use with the system C compiler ($CC, else Python's, else `cc`;
+`-O3`, `-march=native` where accepted) into a cache keyed by source, compiler, flags and CPU
+($MWORK_KERNEL_CACHE, default ~/.cache/mwork/kernels), written to a temporary name and renamed, so
+concurrent jobs and machines of one cluster can share it. `detection.qk_kernel`: "auto" (the
+kernel on CPU when it compiles, torch otherwise: logged once), "compiled" (an error when it does
+not compile, raised before any model load), "torch" (never). GPU tensors always take torch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from mwork.errors import MworkError
+
+log = logging.getLogger(__name__)
+
+KERNEL_MODES = ("auto", "compiled", "torch")
+_FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno")
+_TUNING = (("-march=native", "-mprefer-vector-width=512"), ("-march=native",), ())
+"""Tried in order: the first set the compiler accepts (AVX-512 vectors where the CPU has them)."""
+_TYPES = {torch.float32: ("f32", ()), torch.float64: ("f64", ("-DMW_DOUBLE",))}
+_ARGTYPES = [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 8
+
+
+class KernelUnavailable(RuntimeError):
+    """The C kernel could not be compiled or loaded (the message says why)."""
+
+
+def check_kernel_mode(mode: str) -> None:
+    """Unknown mode, or "compiled" where the kernel does not build: MworkError (before a model)."""
+    if mode not in KERNEL_MODES:
+        raise MworkError(f"unknown qk_kernel '{mode}'", f"use one of {', '.join(KERNEL_MODES)}")
+    if mode == "compiled":
+        try:
+            _load(torch.float32)
+        except KernelUnavailable as e:
+            raise MworkError(
+                f"qk_kernel: compiled, but the Q/K kernel does not build ({e})",
+                "install a C compiler (or set CC), or use qk_kernel: auto",
+            ) from None
+
+
+def kernel_for(mode: str, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether Q/K scoring of tensors on device/of dtype uses the C kernel under `mode`."""
+    if mode not in KERNEL_MODES:
+        raise MworkError(f"unknown qk_kernel '{mode}'", f"use one of {', '.join(KERNEL_MODES)}")
+    if mode == "torch" or torch.device(device).type != "cpu" or dtype not in _TYPES:
+        return False
+    try:
+        _load(dtype)
+    except KernelUnavailable as e:
+        if mode == "compiled":
+            raise MworkError(
+                f"the Q/K kernel does not build ({e})", "use qk_kernel: auto"
+            ) from None
+        _warn_once(str(e))
+        return False
+    return True
+
+
+def qk_kernel_used(mode: str, device: torch.device, dtype: torch.dtype) -> str:
+    """ "compiled" or "torch": what exact Q/K scoring of such tensors runs on (neuron headers)."""
+    return "compiled" if kernel_for(mode, device, dtype) else "torch"
+
+
+@cache
+def _warn_once(reason: str) -> None:
+    log.warning("Q/K scoring falls back to torch (slower on CPU, same results): %s", reason)
+
+
+def sq_change_rows(
+    fx1: torch.Tensor,
+    fx2: torch.Tensor | None,
+    y1: torch.Tensor,
+    y2: torch.Tensor | None,
+    p: torch.Tensor,
+    span: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """Σ_t ||softmax(L_t + z_t) − p_t||² per head and column, z[h,t,s,i] = Σ fx[h,t,i]·y[h,s,i].
+
+    Args:
+        fx1, fx2: [hb, tb, d] row factors of z (fx2 None: one term).
+        y1, y2: [hb, ns, d] key factors.
+        p: [hb, tb, ns] the rows' probabilities (0 outside the allowed keys).
+        span: ([tb], [tb]) int64 first and past-the-last key of each row (empty: row skipped).
+
+    Returns:
+        [hb, d], as mwork.softmax_change.sq_change_fast(z, p) up to rounding.
+    """
+    fn = _load(p.dtype)
+    hb, tb, d = fx1.shape
+    ns = y1.shape[1]
+    xs = [x.contiguous() if x is not None else None for x in (fx1, fx2, y1, y2, p)]
+    lo, hi = (s.to(torch.int64).contiguous() for s in span)
+    out = torch.zeros(hb, d, dtype=p.dtype)
+    step = -(-hb // max(1, min(hb, torch.get_num_threads())))
+    parts = [(h0, min(hb, h0 + step)) for h0 in range(0, hb, step)]
+
+    def run(part: tuple[int, int]) -> int:
+        h0, h1 = part
+        ptr = [None if x is None else x[h0:h1].data_ptr() for x in xs]
+        return fn(h1 - h0, tb, ns, d, *ptr, lo.data_ptr(), hi.data_ptr(), out[h0:h1].data_ptr())
+
+    codes = [run(parts[0])] if len(parts) == 1 else list(_pool(len(parts)).map(run, parts))
+    if any(codes):
+        raise MemoryError(f"Q/K kernel: no memory for a {ns} x {d} row buffer")
+    return out
+
+
+@cache
+def _pool(n: int) -> ThreadPoolExecutor:
+    """Threads for the kernel calls (ctypes releases the GIL while C runs)."""
+    return ThreadPoolExecutor(n, thread_name_prefix="mwork-qk")
+
+
+@cache
+def _load(dtype: torch.dtype):
+    """The kernel's C function for dtype, compiled into the cache when needed."""
+    suffix, defines = _TYPES[dtype]
+    path = _compiled(suffix, defines)
+    try:
+        fn = ctypes.CDLL(str(path)).mw_sq_change
+    except (OSError, AttributeError) as e:
+        raise KernelUnavailable(f"cannot load {path}: {e}") from None
+    fn.argtypes, fn.restype = _ARGTYPES, ctypes.c_int
+    return fn
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept: $MWORK_KERNEL_CACHE or ~/.cache/mwork/kernels."""
+    env = os.environ.get("MWORK_KERNEL_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mwork" / "kernels"
+
+
+def _compiler() -> list[str]:
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    cmd = cc.split()
+    if shutil.which(cmd[0]) is None:
+        cmd = ["cc"]
+    if shutil.which(cmd[0]) is None:
+        raise KernelUnavailable(f"no C compiler found (CC={cc!r})")
+    return cmd
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _compiled(suffix: str, defines: tuple[str, ...]) -> Path:
+    """Path of the compiled kernel for these defines, compiling it when not cached."""
+    source = resources.files("mwork").joinpath("csrc/sq_change.c").read_bytes()
+    cc = _compiler()
+    version = _run([*cc, "--version"]).stdout.splitlines()[:1]
+    key = hashlib.sha256()
+    for part in (
+        source,
+        *cc,
+        *version,
+        *_FLAGS,
+        *_TUNING,
+        *defines,
+        platform.machine(),
+        _cpu_flags(),
+    ):
+        key.update(str(part).encode() + b"\0")
+    out = cache_dir() / f"sq_change_{suffix}_{key.hexdigest()[:16]}.so"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
+        src, lib = Path(tmp) / "sq_change.c", Path(tmp) / out.name
+        src.write_bytes(source)
+        for tuning in _TUNING:
+            res = _run([*cc, *_FLAGS, *tuning, *defines, str(src), "-o", str(lib), "-lm"])
+            if res.returncode == 0:
+                break
+        if res.returncode != 0:
+            msg = (res.stderr.strip().splitlines() or ["no message"])[-1]
+            raise KernelUnavailable(f"{' '.join(cc)} failed: {msg}")
+        os.replace(lib, out)  # atomic: concurrent jobs see a whole library or none
+    return out
+
+
+def _cpu_flags() -> str:
+    """The CPU's feature flags (Linux), so -march=native builds are not shared across CPUs."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()

@@ -1,0 +1,196 @@
+"""The compiled Q/K kernel (mwork.qkkernel, csrc/sq_change.c) against the torch form and float64.
+
+Literal ablation is the reference of test_plnd_exact / test_plnd_budget, which run with the kernel
+and with the torch form (the `qk_kernel` fixture); here the kernel meets its own definition
+block by block: key spans, empty rows, zero probabilities inside a span, W far below 1 (the
+kernel's second formula), float32 accuracy, thread counts, and its build: cache, failures, modes.
+"""
+
+import json
+import logging
+
+import pytest
+import torch
+
+from mwork import qkkernel
+from mwork.adapters import AttnGeometry, attention_allowed
+from mwork.detect import detect_to_file
+from mwork.errors import MworkError
+from mwork.plnd import qk_importance
+from mwork.qkkernel import check_kernel_mode, kernel_for, sq_change_rows
+from mwork.settings import DetectionSettings, ModelSpec
+from mwork.softmax_change import sq_change_fast
+from mwork.tiny import save_tiny_model_dir
+
+CPU = torch.device("cpu")
+
+
+def _block(seed: int, dtype=torch.float64, two: bool = True, z_scale: float = 1.0, hb=3, tb=6):
+    """Random factors, probabilities and spans of one block (row 2 empty, a hole in row 4)."""
+    g = torch.Generator().manual_seed(seed)
+    ns, d = 9, 5
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    fx1, y1 = r(hb, tb, d) * z_scale**0.5, r(hb, ns, d) * z_scale**0.5
+    fx2, y2 = (r(hb, tb, d) * z_scale**0.5, r(hb, ns, d) * z_scale**0.5) if two else (None, None)
+    lo = torch.tensor([0, 1, 3, 0, 2, 4] * (tb // 6))
+    hi = torch.tensor([9, 5, 3, 9, 8, 6] * (tb // 6))
+    keys = torch.arange(ns)
+    allow = (keys >= lo[:, None]) & (keys < hi[:, None])
+    allow[4 % tb, 5] = False  # a masked key inside row 4's span
+    logits = r(hb, tb, ns) * 2
+    p = torch.softmax(logits.masked_fill(~allow, torch.finfo(torch.float64).min), -1)
+    p = p * allow.any(1)[:, None]  # the empty row has no probabilities
+    cast = [None if x is None else x.to(dtype) for x in (fx1, fx2, y1, y2, p)]
+    return (*cast, (lo, hi))
+
+
+def _torch_form(fx1, fx2, y1, y2, p, span):
+    """mwork.softmax_change's form on the same block (spans as p = 0; empty rows left out)."""
+    rows = span[1] > span[0]
+    z = fx1[:, :, None] * y1[:, None]
+    if fx2 is not None:
+        z = z + fx2[:, :, None] * y2[:, None]
+    keys = torch.arange(p.shape[-1])
+    inside = (keys >= span[0][:, None]) & (keys < span[1][:, None])
+    return sq_change_fast(z[:, rows], (p * inside)[:, rows])
+
+
+@pytest.mark.parametrize("two", [True, False], ids=["rope-pair", "one-term"])
+@pytest.mark.parametrize("z_scale", [0.01, 1.0, 40.0], ids=["small", "unit", "large"])
+def test_kernel_equals_the_torch_form_in_float64(two, z_scale):
+    block = _block(1, two=two, z_scale=z_scale)
+    got, ref = sq_change_rows(*block), _torch_form(*block)
+    assert ref.abs().max() > 0 and torch.isfinite(got).all()
+    torch.testing.assert_close(got, ref, rtol=1e-11, atol=1e-300)
+
+
+def test_small_w_takes_the_second_formula_and_stays_exact():
+    """A large negative change on the key that holds the mass: W ≪ 1, where P + U cancels."""
+    fx1, fx2, y1, y2, p, span = _block(2, two=False)
+    p = torch.zeros_like(p)
+    p[..., 0] = 1 - 1e-12
+    p[..., 1] = 1e-12
+    fx1 = torch.full_like(fx1, -12.0)
+    y1 = torch.zeros_like(y1)
+    y1[:, 0] = 10.0  # z = −120 on key 0: W ≈ 1e-12 + e^-120
+    span = (torch.zeros_like(span[0]), torch.full_like(span[1], 2))
+    got, ref = (
+        sq_change_rows(fx1, None, y1, None, p, span),
+        _torch_form(fx1, None, y1, None, p, span),
+    )
+    assert (ref > 0.5).all(), "the change should be close to the maximal 2 per row"
+    torch.testing.assert_close(got, ref, rtol=1e-11, atol=0)
+
+
+def test_float32_is_at_least_as_accurate_as_the_torch_form():
+    block64 = _block(3, z_scale=0.05, hb=4, tb=60)
+    block32 = [x.float() if x is not None and x.is_floating_point() else x for x in block64[:5]]
+    ref = _torch_form(*block64)
+    kern = sq_change_rows(*block32, block64[5]).double()
+    torch32 = _torch_form(*block32, block64[5]).double()
+    err_kernel = ((kern - ref).abs() / ref).max()
+    err_torch = ((torch32 - ref).abs() / ref).max()
+    assert err_kernel <= max(2 * err_torch, 1e-6), (err_kernel, err_torch)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    block = _block(4, dtype=torch.float32, hb=5)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            outs.append(sq_change_rows(*block))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(o, outs[0]) for o in outs[1:])
+
+
+def test_qk_importance_kernel_and_torch_agree_in_float32():
+    g = torch.Generator().manual_seed(5)
+    q, k = torch.randn(2, 4, 40, 16, generator=g), torch.randn(2, 2, 40, 16, generator=g)
+    tm = torch.ones(2, 40)
+    tm[1, 30:] = 0
+    geo = AttnGeometry(None, None, None, attention_allowed(tm, None), 0.25, None)
+    a = qk_importance(q, k, geo, tm, kernel="compiled")
+    b = qk_importance(q, k, geo, tm, kernel="torch")
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, rtol=2e-5, atol=1e-7)
+
+
+@pytest.fixture
+def fresh_kernel(tmp_path, monkeypatch):
+    """An empty kernel cache and no loaded kernel; restored afterwards."""
+    monkeypatch.setenv("MWORK_KERNEL_CACHE", str(tmp_path / "kernels"))
+    qkkernel._load.cache_clear()
+    qkkernel._warn_once.cache_clear()
+    yield tmp_path / "kernels"
+    qkkernel._load.cache_clear()
+    qkkernel._warn_once.cache_clear()
+
+
+def test_built_once_then_taken_from_the_cache(fresh_kernel):
+    assert kernel_for("auto", CPU, torch.float32)
+    built = sorted(fresh_kernel.iterdir())
+    assert [p.suffix for p in built] == [".so"] and built[0].name.startswith("sq_change_f32_")
+    stamp = built[0].stat().st_mtime_ns
+    qkkernel._load.cache_clear()
+    assert kernel_for("auto", CPU, torch.float32)
+    assert sorted(fresh_kernel.iterdir()) == built and built[0].stat().st_mtime_ns == stamp
+
+
+def test_no_compiler_falls_back_under_auto_and_is_an_error_under_compiled(
+    fresh_kernel, monkeypatch, caplog
+):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with caplog.at_level(logging.WARNING, logger="mwork.qkkernel"):
+        assert not kernel_for("auto", CPU, torch.float32)
+        assert not kernel_for("auto", CPU, torch.float32)
+    assert len([r for r in caplog.records if "falls back to torch" in r.message]) == 1
+    with pytest.raises(MworkError, match="does not build") as e:
+        check_kernel_mode("compiled")
+    assert "install a C compiler" in str(e.value)
+    with pytest.raises(MworkError, match="does not build"):
+        DetectionSettings(qk_kernel="compiled").validate()
+    DetectionSettings(qk_kernel="auto").validate()  # auto never fails on the compiler
+
+
+def test_a_failing_compiler_leaves_nothing_in_the_cache(fresh_kernel, monkeypatch, tmp_path):
+    fake = tmp_path / "cc"
+    fake.write_text("#!/bin/sh\necho 'cc: fatal error: broken' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    with pytest.raises(MworkError, match="broken"):
+        check_kernel_mode("compiled")
+    assert not fresh_kernel.exists() or not any(fresh_kernel.iterdir())
+
+
+def test_modes():
+    with pytest.raises(MworkError, match="unknown qk_kernel"):
+        check_kernel_mode("fast")
+    with pytest.raises(MworkError, match="unknown qk_kernel"):
+        DetectionSettings(qk_kernel="fast").validate()
+    assert not kernel_for("torch", CPU, torch.float32)
+    assert not kernel_for("auto", torch.device("meta"), torch.float32)  # not a CPU tensor
+    assert not kernel_for("auto", CPU, torch.bfloat16)  # PLND scores in float32/64 only
+    assert DetectionSettings().qk_kernel == "auto"
+
+
+def test_neuron_file_records_the_kernel_and_a_rerun_is_byte_identical(tmp_path):
+    texts = [f"doc {i} " + "abc def ghi jkl mno"[i % 7 :] * 3 for i in range(8)]
+    model = save_tiny_model_dir(tmp_path / "m", "llama", texts, seed=0, vocab_size=80)
+    corpus = tmp_path / "en.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    spec = ModelSpec(ref=str(model), name="tiny", dtype="float32")
+    sets = {}
+    for name, mode in (("a", "auto"), ("b", "compiled"), ("t", "torch")):
+        out = tmp_path / f"{name}.safetensors"
+        s = DetectionSettings(n_docs=8, top_k_ffn=8, top_k_attn=4, qk_kernel=mode)
+        sets[name] = (out, detect_to_file(spec, corpus, "en", out, s, device="cpu"))
+    assert sets["a"][1].meta["qk_kernel"] == sets["b"][1].meta["qk_kernel"] == "compiled"
+    assert sets["t"][1].meta["qk_kernel"] == "torch"
+    assert sets["a"][0].read_bytes() == sets["b"][0].read_bytes()

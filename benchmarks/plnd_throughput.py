@@ -15,7 +15,8 @@ Cases:
            the whole projection), one 256-token document each (mwork.qknorm scoring).
 
 Prints, per case, the best-of-N seconds of the plain forward, of PLND FFN+V and of PLND with all
-components (Q/K included), and each ratio (plain seconds / PLND seconds = PLND tokens/s ÷ forward
+components (Q/K included; on CPU once with the C kernel of Eq. 8, mwork.qkkernel, and once with
+torch's form), and each ratio (plain seconds / PLND seconds = PLND tokens/s ÷ forward
 tokens/s; 1.00 means detection is as fast as the forward). Both sides run the backbone forward with
 the model's default attention kernel; detection adds the PLND hooks and the per-document top-k
 counting. Timings interleave plain and PLND to share noise. `--quick` runs one repeat on shorter
@@ -33,7 +34,8 @@ import transformers
 
 from mwork.adapters import get_adapter
 from mwork.detect import count_selected
-from mwork.plnd import PLNDProbe, default_qk_budget
+from mwork.plnd import PLNDProbe, default_qk_budget, work_dtype
+from mwork.qkkernel import qk_kernel_used
 
 RULE = {
     "ffn": ("top_k", 20),
@@ -41,7 +43,10 @@ RULE = {
     "attn_k": ("top_k", 5),
     "attn_v": ("top_k", 5),
 }
-COMPONENT_SETS = (("FFN+V", ("ffn", "attn_v")), ("all", ("ffn", "attn_q", "attn_k", "attn_v")))
+ALL = ("ffn", "attn_q", "attn_k", "attn_v")
+COMPONENT_SETS = (("FFN+V", ("ffn", "attn_v"), "auto"), ("all", ALL, "auto"))
+TORCH_QK = ("all, torch Q/K", ALL, "torch")
+"""On CPU also timed: Q/K through torch's form instead of the C kernel (detection.qk_kernel)."""
 
 
 def build_small(hidden: int, layers: int, device: str, dtype: torch.dtype) -> torch.nn.Module:
@@ -129,6 +134,8 @@ def bench(
     ids = torch.randint(3, model.config.vocab_size, (batch, seq), generator=g).to(device)
     mask = torch.ones_like(ids)
     budget = qk_budget if qk_budget is not None else default_qk_budget(device)
+    dtype = work_dtype(next(model.parameters()).dtype)
+    kernel = qk_kernel_used("auto", torch.device(device), dtype, adapter.head_dim)
 
     @torch.inference_mode()
     def plain() -> None:
@@ -139,13 +146,15 @@ def bench(
         f"ffn={adapter.d_ffn} heads={adapter.n_heads}/{adapter.n_kv_heads} "
         f"head_dim={adapter.head_dim}; "
         f"batch={batch} x seq={seq}; {device} {next(model.parameters()).dtype}; "
-        f"threads={torch.get_num_threads()}; qk budget={budget / 2**20:.0f} MiB; best of {repeats}"
+        f"threads={torch.get_num_threads()}; qk budget={budget / 2**20:.0f} MiB; "
+        f"Q/K kernel={kernel}; best of {repeats}"
     )
     t_plain: list[float] = []
     rows = []
     plain()  # warm-up
-    for label, comps in COMPONENT_SETS:
-        with PLNDProbe(adapter, comps, qk_budget_bytes=qk_budget) as probe:
+    sets = COMPONENT_SETS + ((TORCH_QK,) if kernel == "compiled" else ())
+    for label, comps, qk_kernel in sets:
+        with PLNDProbe(adapter, comps, qk_budget_bytes=qk_budget, qk_kernel=qk_kernel) as probe:
 
             def detect() -> None:
                 for c, s in probe.run(ids, mask).items():

@@ -179,7 +179,10 @@ def detect_neurons(
         "importance": settings.importance,
         "qk_scoring": settings.qk_scoring,
         "qk_kernel": qk_kernel_used(
-            settings.qk_kernel, device, work_dtype(next(adapter.model.parameters()).dtype)
+            settings.qk_kernel,
+            device,
+            work_dtype(next(adapter.model.parameters()).dtype),
+            adapter.head_dim,
         ),
         "selection": json.dumps({c: list(r) for c, r in rule.items()}, sort_keys=True),
         "n_docs": str(n_docs),

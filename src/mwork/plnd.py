@@ -208,12 +208,14 @@ def qk_importance(
     """Eq. 8 for every Q and K dim of one layer, in blocks of (query heads × query rows).
 
     Per document only its real tokens are scored; per block of heads and rows, with
-    p = softmax(f(S)) and z = −s·Δ − μ (μ = Σ_s p·(−s·Δ), a per-(row, dim) shift that leaves the
-    softmax unchanged), the perturbed probabilities are p' = p·e^z / W with W = Σ_s p·e^z ≥ 1, so
+    p = softmax(f(S)) and z = −s·Δ, the perturbed probabilities are p' = p·e^z / W with
+    W = Σ_s p·e^z, so
 
         ||p' − p||²  (one row, one dim) = Σ_s p² (e^z − W)² / W²
 
-    i.e. one exp per (row, key, dim) and three reductions over keys, two of them matrix products.
+    i.e. one exp per (row, key, dim) and two reductions over keys. On CPU the C kernel
+    (mwork.qkkernel, `kernel`) computes it row by row without writing z to memory; otherwise
+    mwork.softmax_change builds z per block and reduces with matrix products.
     Where that form could overflow (|z| above _FAST_EXP_LIMIT, from a bound computed before the
     exp) and under soft-capping (f is not a shift), those (head, dim) pairs take the direct form
     softmax(f(S − s·Δ)) − softmax(f(S)) instead. Both are exact up to rounding.
@@ -277,7 +279,7 @@ def qk_importance(
     delta_scale = geo.scaling if mode == "paper" else 1.0
     sq_q = torch.zeros(b, n_heads, d, dtype=q.dtype, device=q.device)
     sq_k = torch.zeros(b, n_kv, d, dtype=q.dtype, device=q.device)
-    use_kernel = kernel_for(kernel, q.device, q.dtype)
+    use_kernel = kernel_for(kernel, q.device, q.dtype, d)
     if scoring != "exact":  # mwork.qkapprox, whole batch at once (paper mode: split = RoPE)
         kx = k.index_select(1, group)  # keys of each query head's group
         if split:

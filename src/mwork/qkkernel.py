@@ -33,12 +33,21 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from mwork.errors import MworkError
 
 log = logging.getLogger(__name__)
 
 KERNEL_MODES = ("auto", "compiled", "torch")
+LANES = 16
+"""Dims per vector in the kernel (MW_VB in csrc/sq_change.c); other head dims are zero-padded."""
+AUTO_MIN_HEAD_DIM = LANES
+"""Under "auto" smaller heads take torch's form: at head dim 8 half of each vector is padding and
+the per-block overhead dominates (stories260K, 40 documents: kernel 7.0 s vs torch 4.5 s; the demo
+model, head dim 32: detection 18.2 -> 15.6 s; the 7B layer, 128: Q/K 2.0 -> 0.5 s)."""
+LANES = 16
+"""Keys per vector in the kernel (MW_VL in csrc/sq_change.c)."""
 _FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno")
 _TUNING = (("-march=native", "-mprefer-vector-width=512"), ("-march=native",), ())
 """Tried in order: the first set the compiler accepts (AVX-512 vectors where the CPU has them)."""
@@ -64,11 +73,18 @@ def check_kernel_mode(mode: str) -> None:
             ) from None
 
 
-def kernel_for(mode: str, device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether Q/K scoring of tensors on device/of dtype uses the C kernel under `mode`."""
+def kernel_for(
+    mode: str, device: torch.device, dtype: torch.dtype, head_dim: int | None = None
+) -> bool:
+    """Whether Q/K scoring of tensors on device/of dtype uses the C kernel under `mode`.
+
+    "auto" leaves heads smaller than AUTO_MIN_HEAD_DIM to torch; "compiled" takes every head.
+    """
     if mode not in KERNEL_MODES:
         raise MworkError(f"unknown qk_kernel '{mode}'", f"use one of {', '.join(KERNEL_MODES)}")
     if mode == "torch" or torch.device(device).type != "cpu" or dtype not in _TYPES:
+        return False
+    if mode == "auto" and head_dim is not None and head_dim < AUTO_MIN_HEAD_DIM:
         return False
     try:
         _load(dtype)
@@ -82,9 +98,9 @@ def kernel_for(mode: str, device: torch.device, dtype: torch.dtype) -> bool:
     return True
 
 
-def qk_kernel_used(mode: str, device: torch.device, dtype: torch.dtype) -> str:
+def qk_kernel_used(mode: str, device: torch.device, dtype: torch.dtype, head_dim: int) -> str:
     """ "compiled" or "torch": what exact Q/K scoring of such tensors runs on (neuron headers)."""
-    return "compiled" if kernel_for(mode, device, dtype) else "torch"
+    return "compiled" if kernel_for(mode, device, dtype, head_dim) else "torch"
 
 
 @cache
@@ -106,7 +122,8 @@ def sq_change_rows(
         fx1, fx2: [hb, tb, d] row factors of z (fx2 None: one term).
         y1, y2: [hb, ns, d] key factors.
         p: [hb, tb, ns] the rows' probabilities (0 outside the allowed keys).
-        span: ([tb], [tb]) int64 first and past-the-last key of each row (empty: row skipped).
+        span: ([tb], [tb]) int64 first and past-the-last key of each row (empty: row skipped);
+            p must be 0 outside it (the kernel widens spans to whole vectors of LANES keys).
 
     Returns:
         [hb, d], as mwork.softmax_change.sq_change_fast(z, p) up to rounding.
@@ -114,27 +131,52 @@ def sq_change_rows(
     fn = _load(p.dtype)
     hb, tb, d = fx1.shape
     ns = y1.shape[1]
-    xs = [x.contiguous() if x is not None else None for x in (fx1, fx2, y1, y2, p)]
+    _check_shapes(fx1, fx2, y1, y2, p, span)  # the C code trusts them
+    pad = -d % LANES  # dims padded to whole vectors with zeros (z = 0: a column of no change)
+    xs = [None if x is None else F.pad(x, (0, pad)).contiguous() for x in (fx1, fx2, y1, y2)]
+    xs.append(p.contiguous())
     lo, hi = (s.to(torch.int64).contiguous() for s in span)
-    out = torch.zeros(hb, d, dtype=p.dtype)
+    out = torch.zeros(hb, d + pad, dtype=p.dtype)
     step = -(-hb // max(1, min(hb, torch.get_num_threads())))
     parts = [(h0, min(hb, h0 + step)) for h0 in range(0, hb, step)]
 
     def run(part: tuple[int, int]) -> int:
         h0, h1 = part
         ptr = [None if x is None else x[h0:h1].data_ptr() for x in xs]
-        return fn(h1 - h0, tb, ns, d, *ptr, lo.data_ptr(), hi.data_ptr(), out[h0:h1].data_ptr())
+        return fn(
+            h1 - h0, tb, ns, d + pad, *ptr, lo.data_ptr(), hi.data_ptr(), out[h0:h1].data_ptr()
+        )
 
     codes = [run(parts[0])] if len(parts) == 1 else list(_pool(len(parts)).map(run, parts))
     if any(codes):
-        raise MemoryError(f"Q/K kernel: no memory for a {ns} x {d} row buffer")
-    return out
+        raise MemoryError(f"Q/K kernel: no memory for a {ns}-key row buffer")
+    return out[:, :d]
+
+
+def _check_shapes(fx1, fx2, y1, y2, p, span) -> None:
+    hb, tb, d = fx1.shape
+    ns = y1.shape[1]
+    want = {"fx1": (hb, tb, d), "y1": (hb, ns, d), "p": (hb, tb, ns)}
+    got = {"fx1": fx1, "y1": y1, "p": p}
+    if fx2 is not None or y2 is not None:
+        want |= {"fx2": (hb, tb, d), "y2": (hb, ns, d)}
+        got |= {"fx2": fx2, "y2": y2}
+    for name, shape in want.items():
+        x = got[name]
+        if x is None or tuple(x.shape) != shape or x.dtype != p.dtype or x.device.type != "cpu":
+            raise ValueError(f"sq_change_rows: {name} must be a CPU {p.dtype} tensor of {shape}")
+    lo, hi = span
+    if lo.shape != (tb,) or hi.shape != (tb,) or bool((lo < 0).any() | (hi > ns).any()):
+        raise ValueError(f"sq_change_rows: spans must be [{tb}] within [0, {ns}]")
 
 
 @cache
 def _pool(n: int) -> ThreadPoolExecutor:
     """Threads for the kernel calls (ctypes releases the GIL while C runs)."""
     return ThreadPoolExecutor(n, thread_name_prefix="mwork-qk")
+
+
+os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked job (mwork.worker) gets its own
 
 
 @cache

@@ -187,10 +187,29 @@ def test_neuron_file_records_the_kernel_and_a_rerun_is_byte_identical(tmp_path):
     corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     spec = ModelSpec(ref=str(model), name="tiny", dtype="float32")
     sets = {}
-    for name, mode in (("a", "auto"), ("b", "compiled"), ("t", "torch")):
+    for name, mode in (("c1", "compiled"), ("c2", "compiled"), ("t", "torch"), ("a", "auto")):
         out = tmp_path / f"{name}.safetensors"
         s = DetectionSettings(n_docs=8, top_k_ffn=8, top_k_attn=4, qk_kernel=mode)
         sets[name] = (out, detect_to_file(spec, corpus, "en", out, s, device="cpu"))
-    assert sets["a"][1].meta["qk_kernel"] == sets["b"][1].meta["qk_kernel"] == "compiled"
-    assert sets["t"][1].meta["qk_kernel"] == "torch"
-    assert sets["a"][0].read_bytes() == sets["b"][0].read_bytes()
+    kernel = {name: ns.meta["qk_kernel"] for name, (_, ns) in sets.items()}
+    # the tiny model's head dim 8 is below AUTO_MIN_HEAD_DIM: auto takes torch there
+    assert kernel == {"c1": "compiled", "c2": "compiled", "t": "torch", "a": "torch"}
+    assert sets["c1"][0].read_bytes() == sets["c2"][0].read_bytes()
+
+
+def test_auto_leaves_small_heads_to_torch():
+    assert qkkernel.AUTO_MIN_HEAD_DIM == 16
+    assert kernel_for("auto", CPU, torch.float32, head_dim=16)
+    assert kernel_for("auto", CPU, torch.float32, head_dim=128)
+    assert not kernel_for("auto", CPU, torch.float32, head_dim=8)
+    assert kernel_for("compiled", CPU, torch.float32, head_dim=8)
+
+
+def test_shapes_are_checked_before_the_c_code_sees_them():
+    fx1, fx2, y1, y2, p, span = _block(6)
+    with pytest.raises(ValueError, match="y2 must be"):
+        sq_change_rows(fx1, fx2, y1, y2[:, :-1], p, span)
+    with pytest.raises(ValueError, match="fx1 must be a CPU torch.float32"):
+        sq_change_rows(fx1, fx2, y1, y2, p.float(), span)
+    with pytest.raises(ValueError, match="spans"):
+        sq_change_rows(fx1, fx2, y1, y2, p, (span[0], span[1] + 10))

@@ -65,23 +65,22 @@ static inline void mw_exp2(vec x, vec *e, vec *u) {
 }
 #endif
 
-static inline vec mw_load(const real *restrict x, int64_t nb) {
-    vec v = {0};
-    memcpy(&v, x, (size_t)nb * sizeof(real)); /* nb = MW_VB: one unaligned load */
+static inline vec mw_load(const real *restrict x) { /* one unaligned vector load */
+    vec v;
+    memcpy(&v, x, sizeof v);
     return v;
 }
 
-/* Columns [i0, i0 + nb) of one row, nb ≤ MW_VB (lanes past nb are computed on zeros, unused). */
-static inline __attribute__((always_inline)) void mw_block(
-    int64_t nb, int64_t i0, int64_t s0, int64_t s1, int64_t d, double psum,
-    const real *restrict a1, const real *restrict a2, const real *restrict y1,
-    const real *restrict y2, const real *restrict prow, vec *restrict buf,
-    double *restrict rows) {
-    const vec x1 = mw_load(a1 + i0, nb), x2 = a2 ? mw_load(a2 + i0, nb) : (vec){0};
+/* Columns [i0, i0 + MW_VB) of one row. */
+static inline void mw_block(int64_t i0, int64_t s0, int64_t s1, int64_t d, double psum,
+                            const real *restrict a1, const real *restrict a2,
+                            const real *restrict y1, const real *restrict y2,
+                            const real *restrict prow, vec *restrict buf, double *restrict rows) {
+    const vec x1 = mw_load(a1 + i0), x2 = a2 ? mw_load(a2 + i0) : (vec){0};
     const real *restrict yb = a2 ? y2 : y1; /* no RoPE pair: x2 = 0 adds an exact 0 */
     vec w = {0}, m = {0}, acc = {0};
     for (int64_t s = s0; s < s1; s++) { /* u_s, W = Σ p e^z, U = Σ p u */
-        const vec z = x1 * mw_load(y1 + s * d + i0, nb) + x2 * mw_load(yb + s * d + i0, nb);
+        const vec z = x1 * mw_load(y1 + s * d + i0) + x2 * mw_load(yb + s * d + i0);
         vec e;
         mw_exp2(z, &e, &buf[s]);
         w += prow[s] * e;
@@ -93,24 +92,25 @@ static inline __attribute__((always_inline)) void mw_block(
         acc += (prow[s] * prow[s]) * df * df;
     }
     int small = 0;
-    for (int64_t j = 0; j < nb; j++) small |= w[j] < MW_SMALL_W;
+    for (int64_t j = 0; j < MW_VB; j++) small |= w[j] < MW_SMALL_W;
     if (small) { /* rare: those columns are redone as Σ_s p_s² (e^z_s − W)² */
         vec acc2 = {0};
         for (int64_t s = s0; s < s1; s++) {
-            const vec z = x1 * mw_load(y1 + s * d + i0, nb) + x2 * mw_load(yb + s * d + i0, nb);
+            const vec z = x1 * mw_load(y1 + s * d + i0) + x2 * mw_load(yb + s * d + i0);
             vec e, u;
             mw_exp2(z, &e, &u);
             const vec df = e - w;
             acc2 += (prow[s] * prow[s]) * df * df;
         }
-        for (int64_t j = 0; j < nb; j++)
+        for (int64_t j = 0; j < MW_VB; j++)
             if (w[j] < MW_SMALL_W) acc[j] = acc2[j];
     }
-    for (int64_t j = 0; j < nb; j++) rows[i0 + j] += (double)acc[j] / ((double)w[j] * w[j]);
+    for (int64_t j = 0; j < MW_VB; j++) rows[i0 + j] += (double)acc[j] / ((double)w[j] * w[j]);
 }
 
 /* Rows of hb heads: fx1, fx2 [hb, tb, d] (fx2 may be NULL, then y2 too), y1, y2 [hb, ns, d],
- * p [hb, tb, ns], lo, hi [tb] key span of each row, out [hb, d] (added to).  All contiguous.
+ * p [hb, tb, ns], lo, hi [tb] key span of each row, out [hb, d] (added to).  All contiguous;
+ * d a multiple of MW_VB (callers pad dims with zeros: z = 0 there).
  * Returns 0, or −1 when the work buffer cannot be allocated (out untouched). */
 int mw_sq_change(int64_t hb, int64_t tb, int64_t ns, int64_t d, const real *restrict fx1,
                  const real *restrict fx2, const real *restrict y1, const real *restrict y2,
@@ -134,10 +134,8 @@ int mw_sq_change(int64_t hb, int64_t tb, int64_t ns, int64_t d, const real *rest
             const real *restrict prow = p + (h * tb + t) * ns;
             double psum = 0.0;
             for (int64_t s = s0; s < s1; s++) psum += prow[s];
-            int64_t i0 = 0;
-            for (; i0 + MW_VB <= d; i0 += MW_VB)
-                mw_block(MW_VB, i0, s0, s1, d, psum, a1, a2, yh1, yh2, prow, buf, rows);
-            if (i0 < d) mw_block(d - i0, i0, s0, s1, d, psum, a1, a2, yh1, yh2, prow, buf, rows);
+            for (int64_t i0 = 0; i0 < d; i0 += MW_VB)
+                mw_block(i0, s0, s1, d, psum, a1, a2, yh1, yh2, prow, buf, rows);
         }
         real *restrict o = out + h * d;
         for (int64_t i = 0; i < d; i++) o[i] += (real)rows[i];

@@ -106,7 +106,8 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         "--qk-kernel",
         choices=["auto", "compiled", "torch"],
         default=d("detection/qk_kernel"),
-        help="exact Q/K scoring on CPU: the C kernel when it builds (auto), always, or never",
+        help="exact Q/K scoring on CPU: the C kernel for head dims >= 16 when it builds (auto), "
+        "always (compiled), or never (torch)",
     )
     p.add_argument("--device", default="auto")
     p.add_argument(

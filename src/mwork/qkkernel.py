@@ -2,18 +2,19 @@
 
 mwork.softmax_change writes every logit change z [heads, rows, keys, dims] to memory and makes five
 passes over it; on a CPU those passes, not the arithmetic, set the time of Q/K scoring. The C
-kernel computes z, expm1(z) and both key sums of one query row at a time with its [keys, dims]
-buffer in cache, in float32 (float64 for float64 data) with the row sums in double. It is exact
-up to rounding like the torch form (tested against it and against literal ablation in float64;
-more accurate in float32, see the C file), deterministic, and independent of the thread count:
-each head's rows are summed by one thread.
+kernel takes one query row and 16 dims (one vector) at a time: z, e^z and e^z − 1 in registers,
+the second key sum over an L1-sized buffer, in float32 (float64 for float64 data) with the row
+sums in double. It is exact up to rounding like the torch form (tested against it and against
+literal ablation in float64; more accurate in float32, see the C file), deterministic, and
+independent of the thread count: each head's rows are summed by one thread.
 
 The source is compiled on first use with the system C compiler ($CC, else Python's, else `cc`;
 `-O3`, `-march=native` where accepted) into a cache keyed by source, compiler, flags and CPU
 ($MWORK_KERNEL_CACHE, default ~/.cache/mwork/kernels), written to a temporary name and renamed, so
 concurrent jobs and machines of one cluster can share it. `detection.qk_kernel`: "auto" (the
-kernel on CPU when it compiles, torch otherwise: logged once), "compiled" (an error when it does
-not compile, raised before any model load), "torch" (never). GPU tensors always take torch.
+kernel on CPU for head dims ≥ AUTO_MIN_HEAD_DIM when it compiles, torch otherwise: logged once),
+"compiled" (every head dim; an error when it does not compile, raised before any model load),
+"torch" (never). GPU tensors always take torch.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ AUTO_MIN_HEAD_DIM = LANES
 """Under "auto" smaller heads take torch's form: at head dim 8 half of each vector is padding and
 the per-block overhead dominates (stories260K, 40 documents: kernel 7.0 s vs torch 4.5 s; the demo
 model, head dim 32: detection 18.2 -> 15.6 s; the 7B layer, 128: Q/K 2.0 -> 0.5 s)."""
-LANES = 16
-"""Keys per vector in the kernel (MW_VL in csrc/sq_change.c)."""
 _FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno")
 _TUNING = (("-march=native", "-mprefer-vector-width=512"), ("-march=native",), ())
 """Tried in order: the first set the compiler accepts (AVX-512 vectors where the CPU has them)."""
@@ -122,8 +121,7 @@ def sq_change_rows(
         fx1, fx2: [hb, tb, d] row factors of z (fx2 None: one term).
         y1, y2: [hb, ns, d] key factors.
         p: [hb, tb, ns] the rows' probabilities (0 outside the allowed keys).
-        span: ([tb], [tb]) int64 first and past-the-last key of each row (empty: row skipped);
-            p must be 0 outside it (the kernel widens spans to whole vectors of LANES keys).
+        span: ([tb], [tb]) int64 first and past-the-last key of each row (empty: row skipped).
 
     Returns:
         [hb, d], as mwork.softmax_change.sq_change_fast(z, p) up to rounding.
@@ -217,6 +215,16 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 def _compiled(suffix: str, defines: tuple[str, ...]) -> Path:
     """Path of the compiled kernel for these defines, compiling it when not cached."""
+    try:
+        return _compile(suffix, defines)
+    except (OSError, subprocess.SubprocessError) as e:  # unwritable cache, compiler hangs, ...
+        raise KernelUnavailable(
+            f"cannot build it in {cache_dir()} ({e}); set MWORK_KERNEL_CACHE to a writable "
+            "directory"
+        ) from None
+
+
+def _compile(suffix: str, defines: tuple[str, ...]) -> Path:
     source = resources.files("mwork").joinpath("csrc/sq_change.c").read_bytes()
     cc = _compiler()
     version = _run([*cc, "--version"]).stdout.splitlines()[:1]

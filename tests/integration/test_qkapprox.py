@@ -1,16 +1,18 @@
 """First-order Q/K scoring (mwork.qkapprox) equals the linearisation of Eq. 8, float64.
 
-The reference scales one pre-RoPE Q or K dim by (1 − ε), i.e. removes ε·Δ from the scores, and
-recomputes the attention probabilities from scratch (RoPE, GQA, ALiBi, soft-capping, sliding
-window, padding). Its squared change is ε²·(first order)² + O(ε³), so brute(ε)/ε must converge to
-the first-order importance with an error that shrinks linearly in ε. It shares no code with
-mwork.qkapprox, and at ε = 1 it is the exact Eq. 8 (checked against mwork.plnd too).
+The reference (qkreference.brute_force_sq_change with scale_dim(1 − ε)) scales one pre-RoPE Q or
+K dim by (1 − ε), i.e. removes ε·Δ from the scores, and recomputes the attention probabilities
+from scratch (RoPE, GQA, ALiBi, soft-capping, sliding window, padding). Its squared change is
+ε²·(first order)² + O(ε³), so brute(ε)/ε must converge to the first-order importance with an
+error that shrinks linearly in ε. It shares no code with mwork.qkapprox, and at ε = 1 it is the
+exact Eq. 8 (checked against mwork.plnd too).
 """
 
 import json
 
 import pytest
 import torch
+from qkreference import brute_force_sq_change, rope_tables, scale_dim, synthetic_case
 
 from mwork import qkapprox
 from mwork.adapters import AttnGeometry, attention_allowed, get_adapter
@@ -24,49 +26,7 @@ from mwork.tiny import QK_NORM_FAMILIES, save_tiny_model_dir, tiny_model
 
 FO = "first-order"
 EPSILONS = (1e-2, 1e-3, 1e-4)
-
-
-def _rope_tables(b: int, seq: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
-    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, d, 2, dtype=torch.float64) / d))
-    freqs = torch.arange(seq, dtype=torch.float64)[:, None] * inv_freq[None]
-    emb = torch.cat([freqs, freqs], dim=-1)
-    return emb.cos().expand(b, seq, d), emb.sin().expand(b, seq, d)
-
-
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    d = x.shape[-1]
-    rot = torch.cat([-x[..., d // 2 :], x[..., : d // 2]], dim=-1)
-    return x * cos[:, None] + rot * sin[:, None]
-
-
-def _case(name: str, seed: int = 0):
-    """(q_pre, k_pre, geo, token_mask) of one synthetic geometry; padded positions hold NaN."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = [11, 7, 9]
-    b, seq, d = len(lengths), max(lengths), 8
-    n_heads, n_kv = (4, 4) if name == "alibi" else (4, 2)
-    tm = torch.zeros(b, seq, dtype=torch.float64)
-    for i, n in enumerate(lengths):
-        tm[i, :n] = 1
-    if name == "holes":  # not a prefix: a left-padded document and one with a gap
-        tm[1] = 0
-        tm[1, 4:] = 1
-        tm[2, 3] = 0
-    q = torch.randn(b, n_heads, seq, d, generator=g, dtype=torch.float64) * 1.5
-    k = torch.randn(b, n_kv, seq, d, generator=g, dtype=torch.float64) * 1.5 + 0.7  # key offset
-    q = q.masked_fill(tm[:, None, :, None] == 0, float("nan"))
-    k = k.masked_fill(tm[:, None, :, None] == 0, float("nan"))
-    window = 4 if name in ("rope-gqa-window", "softcap", "holes") else None
-    cos, sin = _rope_tables(b, seq, d) if name != "alibi" else (None, None)
-    bias = None
-    if name == "alibi":
-        slopes = torch.tensor([0.5, 0.25, 0.125, 0.0625], dtype=torch.float64)
-        bias = (slopes[None, :, None, None] * torch.arange(seq, dtype=torch.float64)).expand(
-            b, n_heads, 1, seq
-        )
-    softcap = 2.0 if name == "softcap" else None
-    geo = AttnGeometry(cos, sin, bias, attention_allowed(tm, window), d**-0.5, softcap)
-    return q, k, geo, tm
+KEY_OFFSET = 0.7  # every synthetic key shares it (cancellation in the float32 test)
 
 
 def _model_case(family: str, seed: int = 0):
@@ -98,55 +58,17 @@ def _model_case(family: str, seed: int = 0):
     return q_pre, k_pre, geo, tm
 
 
-def _brute_force(q_pre, k_pre, geo, tm, eps: float):
-    """Squared Eq. 8 change when each pre-RoPE Q/K dim is scaled by (1 − ε): [b, n_heads·d] etc."""
-    b, n_heads, seq, d = q_pre.shape
-    n_kv = k_pre.shape[1]
-    r = n_heads // n_kv
-    q_pre, k_pre = q_pre.nan_to_num(0.0), k_pre.nan_to_num(0.0)
-    rope = geo.cos is not None
-
-    def probs(qp, kp):
-        q = _rope(qp, geo.cos, geo.sin) if rope else qp
-        kk = (_rope(kp, geo.cos, geo.sin) if rope else kp).repeat_interleave(r, dim=1)
-        s = geo.scaling * q @ kk.transpose(-1, -2)
-        if geo.bias is not None:
-            s = s + geo.bias
-        if geo.softcap is not None:
-            s = torch.tanh(s / geo.softcap) * geo.softcap
-        return torch.softmax(s.masked_fill(~geo.allowed, -torch.inf), dim=-1)
-
-    base = probs(q_pre, k_pre)
-    rows = tm.bool()[:, None, :, None]
-
-    def sq_change(new):  # [b, n_heads]
-        diff = torch.where(rows, new - base, torch.zeros_like(base))
-        return diff.square().sum(dim=(-1, -2))
-
-    sq_q = torch.zeros(b, n_heads, d, dtype=torch.float64)
-    sq_k = torch.zeros(b, n_kv, d, dtype=torch.float64)
-    for i in range(d):
-        for h in range(n_heads):
-            qp = q_pre.clone()
-            qp[:, h, :, i] *= 1 - eps
-            sq_q[:, h, i] = sq_change(probs(qp, k_pre))[:, h]
-        for g in range(n_kv):
-            kp = k_pre.clone()
-            kp[:, g, :, i] *= 1 - eps
-            sq_k[:, g, i] = sq_change(probs(q_pre, kp))[:, g * r : (g + 1) * r].sum(1)
-    return sq_q.reshape(b, -1), sq_k.reshape(b, -1)
-
-
 def _assert_linearisation(q, k, geo, tm, label: str) -> None:
     first = qk_importance(q, k, geo, tm, scoring=FO)
     exact = qk_importance(q, k, geo, tm)
-    for f, e, brute in zip(first, exact, _brute_force(q, k, geo, tm, 1.0), strict=True):
+    at_one = brute_force_sq_change(q, k, geo, tm, scale_dim(0.0))  # ε = 1: Eq. 8 itself
+    for f, e, brute in zip(first, exact, at_one, strict=True):
         assert f.abs().max() > 1e-3, f"{label}: too degenerate to be informative"
         assert torch.isfinite(f).all() and (f >= 0).all()
         torch.testing.assert_close(e, brute.sqrt(), rtol=1e-9, atol=1e-12)  # reference = Eq. 8
     errors = []
     for eps in EPSILONS:
-        lin = [s.sqrt() / eps for s in _brute_force(q, k, geo, tm, eps)]
+        lin = [s.sqrt() / eps for s in brute_force_sq_change(q, k, geo, tm, scale_dim(1 - eps))]
         errors.append(
             max(float((f - x).abs().max() / f.abs().max()) for f, x in zip(first, lin, strict=True))
         )
@@ -158,7 +80,7 @@ def _assert_linearisation(q, k, geo, tm, label: str) -> None:
 
 @pytest.mark.parametrize("name", ("rope-gqa-window", "softcap", "alibi", "holes"))
 def test_first_order_is_the_linearisation_synthetic(name):
-    q, k, geo, tm = _case(name)
+    q, k, geo, tm = synthetic_case(name, key_offset=KEY_OFFSET)
     _assert_linearisation(q, k, geo, tm, name)
 
 
@@ -172,7 +94,7 @@ def test_first_order_is_the_linearisation_on_tiny_models(family):
 
 @pytest.mark.parametrize("name", ("rope-gqa-window", "softcap", "alibi", "holes"))
 def test_identical_across_budgets(name):
-    q, k, geo, tm = _case(name, seed=3)
+    q, k, geo, tm = synthetic_case(name, seed=3, key_offset=KEY_OFFSET)
     ref = qk_importance(q, k, geo, tm, scoring=FO, budget_bytes=1 << 40)
     for budget in (1, 64, 3000, None):
         got = qk_importance(q, k, geo, tm, scoring=FO, budget_bytes=budget)
@@ -183,7 +105,7 @@ def test_identical_across_budgets(name):
 def test_zero_perturbation_and_padding():
     """A dim that is zero everywhere, or keys constant over a document, scores exactly 0; padded
     positions (NaN here) and a padded or empty document change nothing."""
-    q, k, geo, tm = _case("rope-gqa-window", seed=5)
+    q, k, geo, tm = synthetic_case("rope-gqa-window", seed=5, key_offset=KEY_OFFSET)
     q[:, 1, :, 2] = torch.where(tm.bool(), 0.0, q[:, 1, :, 2])  # q head 1, dim 2 (and partner)
     q[:, 1, :, 6] = torch.where(tm.bool(), 0.0, q[:, 1, :, 6])
     imp_q, imp_k = qk_importance(q, k, geo, tm, scoring=FO)
@@ -191,7 +113,7 @@ def test_zero_perturbation_and_padding():
     exact_q, _ = qk_importance(q, k, geo, tm)
     assert exact_q.view(3, 4, 8)[:, 1, [2, 6]].abs().max() <= 1e-12  # exact: up to rounding
     # no RoPE: keys constant over the document shift every logit of a row equally -> 0
-    qa, ka, geo_a, tm_a = _case("alibi", seed=6)
+    qa, ka, geo_a, tm_a = synthetic_case("alibi", seed=6, key_offset=KEY_OFFSET)
     ka[0, 2, :, 5] = 3.0
     imp_q_a, _ = qk_importance(qa, ka, geo_a, tm_a, scoring=FO)
     assert imp_q_a.view(3, 4, 8)[0, 2, 5].abs() <= 1e-12 * imp_q_a.abs().max()
@@ -251,7 +173,7 @@ def test_released_code_with_first_order_is_an_error():
     adapter = get_adapter(tiny_model("llama", seed=0))
     with pytest.raises(MworkError, match="importance"):
         PLNDProbe(adapter, ("attn_q",), "released-code", qk_scoring=FO)
-    q, k, geo, tm = _case("alibi")
+    q, k, geo, tm = synthetic_case("alibi", key_offset=KEY_OFFSET)
     with pytest.raises(MworkError):
         qk_importance(q, k, geo, tm, "released-code", scoring=FO)
 
@@ -306,7 +228,7 @@ def test_whole_batch_in_one_block_when_memory_allows(monkeypatch):
         tm = torch.ones(8, seq)
         for i in range(8):
             tm[i, seq - 3 * i :] = 0
-        cos, sin = _rope_tables(8, seq, 8)
+        cos, sin = rope_tables(8, seq, 8)
         geo = AttnGeometry(
             cos.float(), sin.float(), None, attention_allowed(tm, None), 8**-0.5, None
         )
@@ -318,7 +240,7 @@ def test_whole_batch_in_one_block_when_memory_allows(monkeypatch):
 @pytest.mark.parametrize("name", ("rope-gqa-window", "softcap", "alibi", "holes"))
 def test_float32_agrees_with_float64(name):
     """The expanded form A − 2ūB + ū²C in float32 (keys with a shared offset: cancellation)."""
-    q, k, geo, tm = _case(name, seed=7)
+    q, k, geo, tm = synthetic_case(name, seed=7, key_offset=KEY_OFFSET)
     ref = qk_importance(q, k, geo, tm, scoring=FO)
     geo32 = AttnGeometry(
         None if geo.cos is None else geo.cos.float(),

@@ -213,3 +213,12 @@ def test_shapes_are_checked_before_the_c_code_sees_them():
         sq_change_rows(fx1, fx2, y1, y2, p.float(), span)
     with pytest.raises(ValueError, match="spans"):
         sq_change_rows(fx1, fx2, y1, y2, p, (span[0], span[1] + 10))
+
+
+def test_an_unwritable_cache_falls_back_under_auto(fresh_kernel, monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("MWORK_KERNEL_CACHE", str(blocker / "kernels"))
+    assert not kernel_for("auto", CPU, torch.float32)
+    with pytest.raises(MworkError, match="MWORK_KERNEL_CACHE"):
+        check_kernel_mode("compiled")

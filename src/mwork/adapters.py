@@ -241,11 +241,21 @@ class ModelAdapter:
         Returns:
             q [b, n_heads, l, head_dim], k [b, n_kv, l, head_dim].
         """
+        return self.split_qk(i, tuple(m(hidden) for m in self.qk_projections(i)))
+
+    def qk_projections(self, i: int) -> tuple[nn.Module, ...]:
+        """The modules whose outputs hold layer i's raw queries and keys (see split_qk)."""
         attn = self.attention(i)
-        b, seq, _ = hidden.shape
-        q = attn.q_proj(hidden).view(b, seq, self.n_heads, self.head_dim).transpose(1, 2)
-        k = attn.k_proj(hidden).view(b, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        return q, k
+        return attn.q_proj, attn.k_proj
+
+    def split_qk(
+        self, i: int, outputs: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs of qk_projections(i), each [b, l, ·] -> (q [b, n_heads, l, d], k [b, n_kv, l, d])."""
+        q, k = outputs
+        b, seq, _ = q.shape
+        q = q.view(b, seq, self.n_heads, self.head_dim).transpose(1, 2)
+        return q, k.view(b, seq, self.n_kv_heads, self.head_dim).transpose(1, 2)
 
     def sliding_window(self, i: int) -> int | None:
         """Sliding-window size used by layer i, or None."""
@@ -368,9 +378,14 @@ class Phi3Adapter(ModelAdapter):
             ]
         return super().neuron_slices(i, component)
 
-    def project_qk(self, i: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, seq, _ = hidden.shape
-        qkv = self.attention(i).qkv_proj(hidden)
+    def qk_projections(self, i: int) -> tuple[nn.Module, ...]:
+        return (self.attention(i).qkv_proj,)
+
+    def split_qk(
+        self, i: int, outputs: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        (qkv,) = outputs
+        b, seq, _ = qkv.shape
         q_end, kv = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
         q = qkv[..., :q_end].reshape(b, seq, self.n_heads, self.head_dim).transpose(1, 2)
         k = qkv[..., q_end : q_end + kv].reshape(b, seq, self.n_kv_heads, self.head_dim)
@@ -430,11 +445,15 @@ class BloomAdapter(ModelAdapter):
         index = h * 3 * self.head_dim + part * self.head_dim + j
         return OutputSite(self.attention(i).query_key_value, index)
 
-    def project_qk(self, i: int, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, seq, _ = hidden.shape
-        fused = (
-            self.attention(i).query_key_value(hidden).view(b, seq, self.n_heads, 3, self.head_dim)
-        )
+    def qk_projections(self, i: int) -> tuple[nn.Module, ...]:
+        return (self.attention(i).query_key_value,)
+
+    def split_qk(
+        self, i: int, outputs: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        (qkv,) = outputs
+        b, seq, _ = qkv.shape
+        fused = qkv.view(b, seq, self.n_heads, 3, self.head_dim)
         return fused[..., 0, :].transpose(1, 2), fused[..., 1, :].transpose(1, 2)
 
     def sliding_window(self, i: int) -> int | None:

@@ -600,6 +600,7 @@ class PLNDProbe:
         self.qk_kernel = qk_kernel
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._token_mask: torch.Tensor | None = None
+        self._kept: dict[int, dict[int, torch.Tensor]] = {}  # layer -> projection outputs
         self._scores: dict[str, list[torch.Tensor | None]] = {}
         self._w_down_norm: list[torch.Tensor] = []
         self._w_o_gram: list[torch.Tensor] = []
@@ -641,8 +642,11 @@ class PLNDProbe:
                 )
             self._handles.append(a.o_proj(i).register_forward_pre_hook(self._v_hook(i)))
         if "attn_q" in comps or "attn_k" in comps:
+            # the projections' outputs are kept as the attention computes them (no second matmul)
+            for j, proj in enumerate(a.qk_projections(i)):
+                self._handles.append(proj.register_forward_hook(self._keep_hook(i, j)))
             self._handles.append(
-                a.attention(i).register_forward_pre_hook(self._qk_hook(i), with_kwargs=True)
+                a.attention(i).register_forward_hook(self._qk_hook(i), with_kwargs=True)
             )
 
     def _put(self, component: str, i: int, value: torch.Tensor) -> None:
@@ -686,14 +690,26 @@ class PLNDProbe:
 
         return hook
 
+    def _keep_hook(self, i: int, j: int):
+        def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+            if self._token_mask is not None:
+                self._kept.setdefault(i, {})[j] = output
+
+        return hook
+
     def _qk_hook(self, i: int):
         a = self.adapter
+        n_proj = len(a.qk_projections(i))
 
-        def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: object) -> None:
             if self._token_mask is None:
                 return
-            hidden = args[0] if args else kwargs["hidden_states"]
-            q_pre, k_pre = a.project_qk(i, hidden)
+            kept = self._kept.pop(i, {})
+            if n_proj and len(kept) == n_proj:
+                q_pre, k_pre = a.split_qk(i, tuple(kept[j] for j in range(n_proj)))
+            else:  # an attention that bypasses its projection modules' __call__: recompute
+                hidden = args[0] if args else kwargs["hidden_states"]
+                q_pre, k_pre = a.project_qk(i, hidden)
             geo = a.geometry(i, kwargs, self._token_mask)
             if geo.cos is not None:
                 geo.cos, geo.sin = self._dt(geo.cos), self._dt(geo.sin)
@@ -728,6 +744,7 @@ class PLNDProbe:
             a.model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         finally:
             self._token_mask = None
+            self._kept.clear()
         missing = [c for c, v in self._scores.items() if any(x is None for x in v)]
         if missing:
             raise RuntimeError(

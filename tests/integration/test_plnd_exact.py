@@ -144,3 +144,23 @@ def test_chunking_is_exact(family):
         b = small.run(ids, mask)
     for c in a:
         torch.testing.assert_close(a[c], b[c], rtol=1e-12, atol=1e-14)
+
+
+def test_qk_uses_the_projections_the_forward_computed(family, monkeypatch):
+    """Q/K scoring takes q/k from the projection modules' own outputs (no second matmul), and
+    equals recomputing them from the attention input (the fallback) bit for bit."""
+    from mwork.tiny import tiny_model
+
+    adapter = get_adapter(tiny_model(family, seed=5, dtype=torch.float64))
+    ids, mask = _batch(adapter.model.config.vocab_size, [9, 6], seed=6)
+    comps = ("attn_q", "attn_k")
+    with monkeypatch.context() as m:
+        m.setattr(adapter, "project_qk", lambda *a: pytest.fail("q/k recomputed"))
+        with PLNDProbe(adapter, comps, "paper") as probe:
+            kept = probe.run(ids, mask)
+    with monkeypatch.context() as m:  # projections' hooks silent: the fallback recomputes
+        m.setattr(PLNDProbe, "_keep_hook", lambda self, i, j: lambda *a: None)
+        with PLNDProbe(adapter, comps, "paper") as probe:
+            recomputed = probe.run(ids, mask)
+    for c in comps:
+        assert torch.equal(kept[c], recomputed[c])

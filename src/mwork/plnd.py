@@ -31,7 +31,7 @@ import torch
 from mwork.adapters import AttnGeometry, ModelAdapter
 from mwork.errors import MworkError
 from mwork.qkapprox import check_qk_scoring, score_batch_first_order
-from mwork.qkkernel import check_kernel_mode, kernel_for, sq_change_rows
+from mwork.qkkernel import check_kernel_mode, kernel_for, key_span, sq_change_rows
 from mwork.qknorm import normalize_qk, qk_importance_normed
 from mwork.softmax_change import FAST_EXP_LIMIT, masked_probs, sq_change_fast
 
@@ -261,7 +261,8 @@ def qk_importance(
     budget_elems = max(1, budget_bytes // q_pre.element_size())
     if geo.qk_norm is not None:  # Q/K RMSNorm: q_pre/k_pre are raw; the norm rescales (qknorm)
         if mode == "paper":
-            return qk_importance_normed(q_pre, k_pre, geo, token_mask, budget_elems)
+            use = kernel_for(kernel, q_pre.device, q_pre.dtype, q_pre.shape[-1])
+            return qk_importance_normed(q_pre, k_pre, geo, token_mask, budget_elems, use)
         q_pre, k_pre = normalize_qk(q_pre, k_pre, geo.qk_norm)  # released code: normalised dims
     # padded positions may hold NaN (fully masked rows in HF)
     pad = token_mask[:, None, :, None] == 0
@@ -376,7 +377,7 @@ def _score_document(
         idx = keys.nonzero()
         s0, s1 = int(idx[0]), int(idx[-1]) + 1
         allow = allowed[t0:t1, s0:s1]
-        span = _key_span(allow) if kernel else None
+        span = key_span(allow) if kernel else None
         for h0 in range(0, n_heads, hb):
             h1 = min(n_heads, h0 + hb)
             s = scaling * q[h0:h1, t0:t1] @ k[h0:h1, s0:s1].transpose(-1, -2)  # [hb, tb, ns]
@@ -474,15 +475,6 @@ def _by_block(pairs: torch.Tensor) -> dict[int, torch.Tensor]:
         sel = pairs[1] == blk
         out[blk] = pairs[:, sel][[0, 2]]
     return out
-
-
-def _key_span(allow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """allow [tb, ns] -> ([tb], [tb]) first and past-the-last allowed key per row (0, 0: none)."""
-    a = allow.to(torch.uint8)
-    has = allow.any(1)
-    lo = a.argmax(1)
-    hi = allow.shape[1] - a.flip(1).argmax(1)
-    return lo.where(has, 0), hi.where(has, 0)
 
 
 def _score_fast(

@@ -51,7 +51,7 @@ _FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno")
 _TUNING = (("-march=native", "-mprefer-vector-width=512"), ("-march=native",), ())
 """Tried in order: the first set the compiler accepts (AVX-512 vectors where the CPU has them)."""
 _TYPES = {torch.float32: ("f32", ()), torch.float64: ("f64", ("-DMW_DOUBLE",))}
-_ARGTYPES = [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 8
+_ARGTYPES = [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 11
 
 
 class KernelUnavailable(RuntimeError):
@@ -102,37 +102,57 @@ def qk_kernel_used(mode: str, device: torch.device, dtype: torch.dtype, head_dim
     return "compiled" if kernel_for(mode, device, dtype, head_dim) else "torch"
 
 
+def key_span(allow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """allow [tb, ns] -> ([tb], [tb]) first and past-the-last allowed key per row (0, 0: none)."""
+    a = allow.to(torch.uint8)
+    has = allow.any(1)
+    lo = a.argmax(1)
+    hi = allow.shape[1] - a.flip(1).argmax(1)
+    return lo.where(has, 0), hi.where(has, 0)
+
+
 @cache
 def _warn_once(reason: str) -> None:
     log.warning("Q/K scoring falls back to torch (slower on CPU, same results): %s", reason)
 
 
 def sq_change_rows(
-    fx1: torch.Tensor,
+    fx1: torch.Tensor | None,
     fx2: torch.Tensor | None,
-    y1: torch.Tensor,
+    y1: torch.Tensor | None,
     y2: torch.Tensor | None,
     p: torch.Tensor,
     span: tuple[torch.Tensor, torch.Tensor],
+    g_row: torch.Tensor | None = None,
+    g_key: torch.Tensor | None = None,
+    s0: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Σ_t ||softmax(L_t + z_t) − p_t||² per head and column, z[h,t,s,i] = Σ fx[h,t,i]·y[h,s,i].
+    """Σ_t ||softmax(L_t + z_t) − p_t||² per head and column of hb heads, tb rows, ns keys, d
+    columns, with
+
+        z[h,t,s,i] = fx1[h,t,i]·y1[h,s,i] + fx2[h,t,i]·y2[h,s,i] + (g_row[h,t,i] + g_key[h,s,i])·s0[h,t,s]
+
+    (each part optional: mwork.plnd passes the rank-1 parts, mwork.qknorm also the factors).
 
     Args:
-        fx1, fx2: [hb, tb, d] row factors of z (fx2 None: one term).
-        y1, y2: [hb, ns, d] key factors.
+        fx1, fx2, g_row: [hb, tb, d] row parts, or None.
+        y1, y2, g_key: [hb, ns, d] key parts (y1 with fx1, y2 with fx2), or None.
         p: [hb, tb, ns] the rows' probabilities (0 outside the allowed keys).
         span: ([tb], [tb]) int64 first and past-the-last key of each row (empty: row skipped).
+        s0: [hb, tb, ns] the scores g_row/g_key multiply (needed with either).
 
     Returns:
         [hb, d], as mwork.softmax_change.sq_change_fast(z, p) up to rounding.
     """
     fn = _load(p.dtype)
-    hb, tb, d = fx1.shape
-    ns = y1.shape[1]
-    _check_shapes(fx1, fx2, y1, y2, p, span)  # the C code trusts them
+    hb, tb, ns = p.shape
+    rows, keys = (fx1, fx2, g_row), (y1, y2, g_key)
+    d = next(x.shape[-1] for x in rows + keys if x is not None)
+    _check_shapes(rows, keys, s0, p, span)  # the C code trusts them
     pad = -d % LANES  # dims padded to whole vectors with zeros (z = 0: a column of no change)
-    xs = [None if x is None else F.pad(x, (0, pad)).contiguous() for x in (fx1, fx2, y1, y2)]
-    xs.append(p.contiguous())
+    xs = [None if x is None else F.pad(x, (0, pad)).contiguous() for x in rows[:2] + keys[:2]]
+    xs += [None if x is None else F.pad(x, (0, pad)).contiguous() for x in (g_row, g_key)]
+    xs += [None if s0 is None else s0.contiguous(), p.contiguous()]
     lo, hi = (s.to(torch.int64).contiguous() for s in span)
     out = torch.zeros(hb, d + pad, dtype=p.dtype)
     step = -(-hb // max(1, min(hb, torch.get_num_threads())))
@@ -151,18 +171,24 @@ def sq_change_rows(
     return out[:, :d]
 
 
-def _check_shapes(fx1, fx2, y1, y2, p, span) -> None:
-    hb, tb, d = fx1.shape
-    ns = y1.shape[1]
-    want = {"fx1": (hb, tb, d), "y1": (hb, ns, d), "p": (hb, tb, ns)}
-    got = {"fx1": fx1, "y1": y1, "p": p}
-    if fx2 is not None or y2 is not None:
-        want |= {"fx2": (hb, tb, d), "y2": (hb, ns, d)}
-        got |= {"fx2": fx2, "y2": y2}
-    for name, shape in want.items():
-        x = got[name]
-        if x is None or tuple(x.shape) != shape or x.dtype != p.dtype or x.device.type != "cpu":
+def _check_shapes(rows: tuple, keys: tuple, s0, p: torch.Tensor, span: tuple) -> None:
+    """Shapes, dtypes and pairings sq_change_rows needs; ValueError otherwise."""
+    hb, tb, ns = p.shape
+    d = next(x.shape[-1] for x in rows + keys if x is not None)
+    want = [(x, (hb, tb, d)) for x in rows] + [(x, (hb, ns, d)) for x in keys]
+    want.append((s0, (hb, tb, ns)))
+    for name, (x, shape) in zip(
+        ("fx1", "fx2", "g_row", "y1", "y2", "g_key", "s0"), want, strict=True
+    ):
+        if x is not None and (tuple(x.shape) != shape or x.dtype != p.dtype or x.is_cuda):
             raise ValueError(f"sq_change_rows: {name} must be a CPU {p.dtype} tensor of {shape}")
+    for (x, y), name in zip(
+        ((rows[0], keys[0]), (rows[1], keys[1])), ("fx1/y1", "fx2/y2"), strict=True
+    ):
+        if (x is None) != (y is None):
+            raise ValueError(f"sq_change_rows: {name} come together")
+    if s0 is None and (rows[2] is not None or keys[2] is not None):
+        raise ValueError("sq_change_rows: g_row/g_key need s0")
     lo, hi = span
     if lo.shape != (tb,) or hi.shape != (tb,) or bool((lo < 0).any() | (hi > ns).any()):
         raise ValueError(f"sq_change_rows: spans must be [{tb}] within [0, {ns}]")

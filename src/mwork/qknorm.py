@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import torch
 
 from mwork.adapters import AttnGeometry, QKNorm
+from mwork.qkkernel import key_span, sq_change_rows
 from mwork.softmax_change import FAST_EXP_LIMIT, masked_probs, sq_change_fast
 
 _MIN_ROW_BLOCKS = 4
@@ -175,6 +176,7 @@ def qk_importance_normed(
     geo: AttnGeometry,
     token_mask: torch.Tensor,
     budget_elems: int = 1 << 20,
+    kernel: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 8 for every raw Q and K dim of one layer with a Q/K RMSNorm (see module docstring).
 
@@ -184,6 +186,7 @@ def qk_importance_normed(
         geo: the layer's geometry; geo.qk_norm must be set.
         token_mask: [b, l] 1 for real tokens.
         budget_elems: elements of the largest work tensor.
+        kernel: score the multiplicative form with the C kernel (mwork.qkkernel; CPU tensors).
 
     Returns:
         (imp_q [b, n_heads*d], imp_k [b, n_kv*d])
@@ -234,23 +237,24 @@ def qk_importance_normed(
             bias = geo.bias[i].index_select(2, pos)
             logits = s0 + (bias if bias.shape[1] == 1 else bias.index_select(1, pos))
         doc = _Doc(s0, logits, masked_probs(logits, allowed, geo.softcap), allowed, geo.softcap)
-        imp_q[i] = _score_term(q_term, doc, budget_elems)
-        imp_k[i].index_add_(0, group, _score_term(k_term, doc, budget_elems))  # over the group
+        imp_q[i] = _score_term(q_term, doc, budget_elems, kernel=kernel)
+        imp_k[i].index_add_(0, group, _score_term(k_term, doc, budget_elems, kernel=kernel))
         if not norm.per_head:  # OLMo-2: the factor also reaches every other head
             # columns (u, i) of every unit; score head h' carries Δ for unit u (scored above)
             own = torch.eye(n_heads, dtype=torch.bool, device=dev)
             cross = _Term(ga.transpose(0, 1).reshape(1, n, n_heads * d), True)
-            sq = _score_term(cross, doc, budget_elems, own.repeat_interleave(d, dim=1))
+            sq = _score_term(cross, doc, budget_elems, own.repeat_interleave(d, dim=1), kernel)
             imp_q[i] += sq.view(n_heads, n_heads, d).sum(0)
             in_group = group[:, None] == torch.arange(n_kv, device=dev)[None, :]  # [H, n_kv]
             cross = _Term(gk.transpose(0, 1).reshape(1, n, n_kv * d), False)
-            sq = _score_term(cross, doc, budget_elems, in_group.repeat_interleave(d, dim=1))
+            skip = in_group.repeat_interleave(d, dim=1)
+            sq = _score_term(cross, doc, budget_elems, skip, kernel)
             imp_k[i] += sq.view(n_heads, n_kv, d).sum(0)
     return imp_q.sqrt().reshape(b, -1), imp_k.sqrt().reshape(b, -1)
 
 
 def _score_term(
-    term: _Term, doc: _Doc, budget: int, skip: torch.Tensor | None = None
+    term: _Term, doc: _Doc, budget: int, skip: torch.Tensor | None = None, kernel: bool = False
 ) -> torch.Tensor:
     """Σ_t ||softmax(f(L + z)) − p||² for every score head and column of one term.
 
@@ -262,6 +266,8 @@ def _score_term(
         term: the perturbation; doc: the document's scores.
         budget: elements of the largest work tensor.
         skip: [A, C] bool entries not wanted (left 0, not scored), or None.
+        kernel: the multiplicative form by the C kernel (mwork.qkkernel): its work is the
+            [rows, keys] scores, not [rows, keys, columns], so blocks take every column.
 
     Returns:
         [A, C]
@@ -269,8 +275,8 @@ def _score_term(
     s0 = doc.s0
     n_a, n, _ = s0.shape
     n_c = term.g.shape[-1]
-    cb = min(n_c, max(1, budget // n))
-    rows = max(1, budget // (n * cb))
+    cb = n_c if kernel else min(n_c, max(1, budget // n))
+    rows = max(1, budget // (n * (2 if kernel else cb)))  # kernel: s0 and p of the block
     tb = min(n, rows, -(-n // _MIN_ROW_BLOCKS) if n >= 16 * _MIN_ROW_BLOCKS else n)
     ab = max(1, min(n_a, rows // tb))
     n_blk = -(-n // tb)
@@ -284,7 +290,7 @@ def _score_term(
     mixed = not bool(fast_cpu.all())
     out = torch.zeros(n_a, n_c, dtype=s0.dtype, device=s0.device)
     work = None
-    if bool(fast_cpu.any()):  # one buffer for every block: no fresh pages per block
+    if bool(fast_cpu.any()) and not kernel:  # one buffer for every block: no fresh pages
         work = torch.empty(ab * tb * n * cb, dtype=s0.dtype, device=s0.device)
     for blk, (t0, t1, k0, k1) in enumerate(_key_spans(doc.allowed, tb)):
         for a0 in range(0, n_a, ab):
@@ -293,11 +299,15 @@ def _score_term(
                 c1 = min(n_c, c0 + cb)
                 part = (slice(a0, a1), blk // per_group, slice(c0, c1))
                 n_fast = int(fast_cpu[part].sum()) if mixed else (a1 - a0) * (c1 - c0)
+                box = (slice(a0, a1), slice(t0, t1), slice(k0, k1), slice(c0, c1))
                 if n_fast:
-                    z = work[: (a1 - a0) * (t1 - t0) * (k1 - k0) * (c1 - c0)]
-                    z = z.view(a1 - a0, t1 - t0, k1 - k0, c1 - c0)
-                    _fill(z, term, s0, slice(a0, a1), slice(t0, t1), slice(k0, k1), slice(c0, c1))
-                    sq = sq_change_fast(z, doc.p[a0:a1, t0:t1, k0:k1])
+                    if kernel:
+                        sq = _kernel_block(term, doc, *box)
+                    else:
+                        z = work[: (a1 - a0) * (t1 - t0) * (k1 - k0) * (c1 - c0)]
+                        z = z.view(a1 - a0, t1 - t0, k1 - k0, c1 - c0)
+                        _fill(z, term, s0, *box)
+                        sq = sq_change_fast(z, doc.p[a0:a1, t0:t1, k0:k1])
                     if mixed:  # overflowed columns hold inf/NaN: dropped (direct or skipped)
                         sq = sq.masked_fill(~fast[part], 0.0)
                     out[a0:a1, c0:c1] += sq
@@ -307,6 +317,18 @@ def _score_term(
                     sq = _score_direct(term, doc, a_idx, c_idx, (t0, t1), (k0, k1), budget)
                     out.index_put_((a_idx, c_idx), sq, accumulate=True)
     return out
+
+
+def _kernel_block(term: _Term, doc: _Doc, a: slice, t: slice, k: slice, c: slice) -> torch.Tensor:
+    """sq_change_fast of one block's z (as _fill builds it) by the C kernel: [ab, cb]."""
+    n_a = a.stop - a.start
+    ga = slice(None) if term.g.shape[0] == 1 else a
+    g = (term.g[ga, t, c] if term.rows else term.g[ga, k, c]).expand(n_a, -1, -1)
+    x1, x2 = (None if x is None else x[a, t, c] for x in (term.x1, term.x2))
+    y1, y2 = (None if y is None else y[a, k, c] for y in (term.y1, term.y2))
+    g_row, g_key = (g, None) if term.rows else (None, g)
+    p, span = doc.p[a, t, k], key_span(doc.allowed[t, k])
+    return sq_change_rows(x1, x2, y1, y2, p, span, g_row=g_row, g_key=g_key, s0=doc.s0[a, t, k])
 
 
 def _fill(

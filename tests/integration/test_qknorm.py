@@ -43,7 +43,7 @@ def test_removal_factor_is_renormalisation(per_head):
 @pytest.mark.parametrize("per_head", [True, False])
 @pytest.mark.parametrize("rope", [False, True])
 @pytest.mark.parametrize("softcap", [None, 3.0])
-def test_blocked_scorer_equals_literal_zeroing(per_head, rope, softcap):
+def test_blocked_scorer_equals_literal_zeroing(per_head, rope, softcap, kernel):
     torch.manual_seed(0)
     b, n_heads, n_kv, seq, d = 2, 4, 2, 7, 6
     q = torch.randn(b, n_heads, seq, d, dtype=torch.float64) * 1.5
@@ -60,7 +60,7 @@ def test_blocked_scorer_equals_literal_zeroing(per_head, rope, softcap):
     geo = AttnGeometry(
         cos, sin, None, attention_allowed(tm, 4), 0.4, softcap, QKNorm(gq, gk, 0.3, per_head)
     )
-    got = qk_importance_normed(q, k, geo, tm, budget_elems=50)  # many small blocks
+    got = qk_importance_normed(q, k, geo, tm, budget_elems=50, kernel=kernel)  # small blocks
     want = reference_qk_importance(q, k, geo, tm)
     for g, w in zip(got, want, strict=False):
         assert float(w.abs().max()) > 1e-3
@@ -108,22 +108,31 @@ def test_adapter_norm_matches_the_hf_modules(family):
 # --- the blocked multiplicative form: which path scores what, and that every path is exact ---
 
 
+@pytest.fixture(params=[True, False], ids=["compiled", "torch"])
+def kernel(request) -> bool:
+    """Score the multiplicative blocks with the C kernel (mwork.qkkernel) or torch's form."""
+    return request.param
+
+
 class _Calls:
-    """Counts calls of the fast (multiplicative) and direct block scorers of mwork.qknorm."""
+    """Counts calls of the fast (multiplicative: torch form or C kernel) and direct block
+    scorers of mwork.qknorm."""
 
     def __init__(self, monkeypatch):
         self.fast = self.direct = 0
-        real_fast, real_direct = qknorm.sq_change_fast, qknorm._score_direct
+        real_fast, real_kernel = qknorm.sq_change_fast, qknorm._kernel_block
+        real_direct = qknorm._score_direct
 
-        def fast(*a, **kw):
+        def fast(*a, real=real_fast, **kw):
             self.fast += 1
-            return real_fast(*a, **kw)
+            return real(*a, **kw)
 
         def direct(*a, **kw):
             self.direct += 1
             return real_direct(*a, **kw)
 
         monkeypatch.setattr(qknorm, "sq_change_fast", fast)
+        monkeypatch.setattr(qknorm, "_kernel_block", lambda *a, **kw: fast(*a, real=real_kernel))
         monkeypatch.setattr(qknorm, "_score_direct", direct)
 
 
@@ -174,8 +183,8 @@ def _normed_case(
     return q.to(dtype), k.to(dtype), geo, tm.to(dtype)
 
 
-def _assert_equals_reference(q, k, geo, tm, budget_elems):
-    got = qk_importance_normed(q, k, geo, tm, budget_elems=budget_elems)
+def _assert_equals_reference(q, k, geo, tm, budget_elems, kernel):
+    got = qk_importance_normed(q, k, geo, tm, budget_elems=budget_elems, kernel=kernel)
     want = reference_qk_importance(q, k, geo, tm)
     for g, w in zip(got, want, strict=True):
         assert float(w.abs().max()) > 1e-3
@@ -185,12 +194,12 @@ def _assert_equals_reference(q, k, geo, tm, budget_elems):
 
 @pytest.mark.parametrize("per_head", [True, False])
 @pytest.mark.parametrize("rope", [False, True])
-def test_one_block_per_term_when_memory_allows(per_head, rope, monkeypatch):
+def test_one_block_per_term_when_memory_allows(per_head, rope, monkeypatch, kernel):
     """A large budget scores each term of a document in one multiplicative block: no loop over
     heads or dims (per head: Q and K terms; OLMo-2 also the two cross-head terms)."""
     q, k, geo, tm = _normed_case(per_head, rope, bias=rope)
     calls = _Calls(monkeypatch)
-    _assert_equals_reference(q, k, geo, tm, budget_elems=1 << 30)
+    _assert_equals_reference(q, k, geo, tm, budget_elems=1 << 30, kernel=kernel)
     assert calls.direct == 0
     assert calls.fast == 2 * (2 if per_head else 4)  # two documents
 
@@ -198,19 +207,19 @@ def test_one_block_per_term_when_memory_allows(per_head, rope, monkeypatch):
 @pytest.mark.parametrize("per_head", [True, False])
 @pytest.mark.parametrize("rope", [False, True])
 @pytest.mark.parametrize(("budget", "seq"), [(1, 9), (97, 30), (2000, 70)])
-def test_every_budget_is_exact(per_head, rope, budget, seq, monkeypatch):
+def test_every_budget_is_exact(per_head, rope, budget, seq, monkeypatch, kernel):
     """Blocks of one element, of odd sizes (cut heads, rows and columns), and larger ones over a
     long document (≥ 4 row blocks, each with its key span under a sliding window)."""
     q, k, geo, tm = _normed_case(per_head, rope, seq=seq, window=16, seed=3)
     calls = _Calls(monkeypatch)
-    _assert_equals_reference(q, k, geo, tm, budget_elems=budget)
+    _assert_equals_reference(q, k, geo, tm, budget_elems=budget, kernel=kernel)
     assert calls.direct == 0 and calls.fast > 2 * (2 if per_head else 4)
 
 
 @pytest.mark.parametrize("per_head", [True, False])
 @pytest.mark.parametrize("rope", [False, True])
 @pytest.mark.parametrize("groups", [64, 3])
-def test_overflow_guard_falls_back_to_the_direct_form(per_head, rope, groups, monkeypatch):
+def test_overflow_guard_falls_back_to_the_direct_form(per_head, rope, groups, monkeypatch, kernel):
     """Outlier tokens (α up to ~10) with large gains push the bound on |z| past the float64 limit
     for some (head, row block, dim) entries only: those are scored directly, the rest stays
     multiplicative, and the sum is exact; also with the bound shared by groups of row blocks."""
@@ -219,22 +228,22 @@ def test_overflow_guard_falls_back_to_the_direct_form(per_head, rope, groups, mo
         per_head, rope, gain=6.0, scaling=1.0, outliers=40.0, seq=70, window=None, bias=True
     )
     calls = _Calls(monkeypatch)
-    _assert_equals_reference(q, k, geo, tm, budget_elems=3000)
+    _assert_equals_reference(q, k, geo, tm, budget_elems=3000, kernel=kernel)
     assert calls.direct > 0 and calls.fast > 0
 
 
 @pytest.mark.parametrize("per_head", [True, False])
-def test_forced_fallback_mixes_paths_within_blocks(per_head, monkeypatch):
+def test_forced_fallback_mixes_paths_within_blocks(per_head, monkeypatch, kernel):
     """A low limit (real dict of mwork.softmax_change) splits single blocks between both forms."""
     monkeypatch.setitem(softmax_change.FAST_EXP_LIMIT, torch.float64, 3.0)
     q, k, geo, tm = _normed_case(per_head, True, bias=True)
     calls = _Calls(monkeypatch)
-    _assert_equals_reference(q, k, geo, tm, budget_elems=1 << 30)
+    _assert_equals_reference(q, k, geo, tm, budget_elems=1 << 30, kernel=kernel)
     assert calls.direct > 0 and calls.fast == 2 * (2 if per_head else 4)
 
 
 @pytest.mark.parametrize("per_head", [True, False])
-def test_float32_agrees_with_float64(per_head, monkeypatch):
+def test_float32_agrees_with_float64(per_head, monkeypatch, kernel):
     """Float32 with outliers that really overflow e^z (without the guard the scores are not
     finite): guarded, both forms run, and the result equals float64 to float32 accuracy."""
     kw = {"gain": 3.0, "scaling": 1.0, "outliers": 20.0, "seq": 40, "window": None}
@@ -243,10 +252,10 @@ def test_float32_agrees_with_float64(per_head, monkeypatch):
     want = qk_importance_normed(q64, k64, geo64, tm64, budget_elems=500)
     with monkeypatch.context() as m:
         m.setitem(softmax_change.FAST_EXP_LIMIT, torch.float32, 1e9)  # guard off
-        unguarded = qk_importance_normed(q32, k32, geo32, tm32, budget_elems=500)
+        unguarded = qk_importance_normed(q32, k32, geo32, tm32, budget_elems=500, kernel=kernel)
     assert not all(bool(torch.isfinite(x).all()) for x in unguarded)
     calls = _Calls(monkeypatch)
-    got = qk_importance_normed(q32, k32, geo32, tm32, budget_elems=500)
+    got = qk_importance_normed(q32, k32, geo32, tm32, budget_elems=500, kernel=kernel)
     assert calls.direct > 0 and calls.fast > 0  # both forms ran in float32
     for g, w in zip(got, want, strict=True):
         assert g.dtype == torch.float32 and torch.isfinite(g).all()

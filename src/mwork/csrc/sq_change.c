@@ -33,6 +33,7 @@ typedef int32_t ireal;
 #endif
 typedef real vec __attribute__((vector_size(MW_VB * sizeof(real))));
 typedef ireal ivec __attribute__((vector_size(MW_VB * sizeof(real))));
+typedef uint32_t uvec __attribute__((vector_size(MW_VB * sizeof(float))));
 
 #ifdef MW_DOUBLE
 /* e^x and e^x − 1, lane by lane (libm; float64 is for tests and exactness, not speed). */
@@ -57,7 +58,9 @@ static inline void mw_exp2(vec x, vec *e, vec *u) {
     q = q * r + 1.6666665459e-1f;
     q = q * r + 5.0000001201e-1f;
     q = q * (r * r) + r;
-    const ivec bits = (__builtin_convertvector(n, ivec) + 127) << 23;
+    /* 2^n by its exponent bits; unsigned, so an |x| far past 87 (a column the caller drops)
+     * gives a wrong but defined value */
+    const uvec bits = (uvec)(__builtin_convertvector(n, ivec) + 127) << 23;
     vec scale; /* 2^n */
     memcpy(&scale, &bits, sizeof scale);
     *e = scale * q + scale;
@@ -71,36 +74,54 @@ static inline vec mw_load(const real *restrict x) { /* one unaligned vector load
     return v;
 }
 
-/* Columns [i0, i0 + MW_VB) of one row. */
-static inline void mw_block(int64_t i0, int64_t s0, int64_t s1, int64_t d, double psum,
-                            const real *restrict a1, const real *restrict a2,
-                            const real *restrict y1, const real *restrict y2,
-                            const real *restrict prow, vec *restrict buf, double *restrict rows) {
-    const vec x1 = mw_load(a1 + i0), x2 = a2 ? mw_load(a2 + i0) : (vec){0};
-    const real *restrict yb = a2 ? y2 : y1; /* no RoPE pair: x2 = 0 adds an exact 0 */
+/* One query row's inputs (NULL: that part of z is absent); z[s, i] =
+ *     x1[i]·y1[s, i] + x2[i]·y2[s, i] + (g_row[i] + g_key[s, i])·s0[s]. */
+typedef struct {
+    const real *x1, *x2; /* [d] row factors of the rank-1 parts (RoPE: two) */
+    const real *y1, *y2; /* [ns, d] their key factors */
+    const real *g_row;   /* [d] factor − 1 of the row (Q/K norm, a query dim zeroed) */
+    const real *g_key;   /* [ns, d] factor − 1 of each key (Q/K norm, a key dim zeroed) */
+    const real *s0;      /* [ns] the row's q·k scores the factors multiply */
+    const real *p;       /* [ns] the row's probabilities */
+} mw_row;
+
+static inline vec mw_opt(const real *x, int64_t at) { return x ? mw_load(x + at) : (vec){0}; }
+
+/* z of key s, columns [i0, i0 + MW_VB); x1, x2, g: the row's parts of those columns. */
+static inline vec mw_z(const mw_row *r, int64_t s, int64_t i0, int64_t d, vec x1, vec x2, vec g) {
+    vec z = {0};
+    if (r->x1) z += x1 * mw_load(r->y1 + s * d + i0);
+    if (r->x2) z += x2 * mw_load(r->y2 + s * d + i0);
+    if (r->s0) z += (r->g_key ? g + mw_load(r->g_key + s * d + i0) : g) * r->s0[s];
+    return z;
+}
+
+/* Columns [i0, i0 + MW_VB) of one row over keys [s0, s1): rows[i] += ||p' − p||². */
+static inline void mw_block(const mw_row *r, int64_t i0, int64_t s0, int64_t s1, int64_t d,
+                            double psum, vec *restrict buf, double *restrict rows) {
+    const vec x1 = mw_opt(r->x1, i0), x2 = mw_opt(r->x2, i0), g = mw_opt(r->g_row, i0);
+    const real *restrict p = r->p;
     vec w = {0}, m = {0}, acc = {0};
     for (int64_t s = s0; s < s1; s++) { /* u_s, W = Σ p e^z, U = Σ p u */
-        const vec z = x1 * mw_load(y1 + s * d + i0) + x2 * mw_load(yb + s * d + i0);
         vec e;
-        mw_exp2(z, &e, &buf[s]);
-        w += prow[s] * e;
-        m += prow[s] * buf[s];
+        mw_exp2(mw_z(r, s, i0, d, x1, x2, g), &e, &buf[s]);
+        w += p[s] * e;
+        m += p[s] * buf[s];
     }
     m -= (real)(1.0 - psum); /* W − 1 = U − (1 − P) */
     for (int64_t s = s0; s < s1; s++) { /* Σ_s p_s² (u_s − (W − 1))² */
         const vec df = buf[s] - m;
-        acc += (prow[s] * prow[s]) * df * df;
+        acc += (p[s] * p[s]) * df * df;
     }
     int small = 0;
     for (int64_t j = 0; j < MW_VB; j++) small |= w[j] < MW_SMALL_W;
     if (small) { /* rare: those columns are redone as Σ_s p_s² (e^z_s − W)² */
         vec acc2 = {0};
         for (int64_t s = s0; s < s1; s++) {
-            const vec z = x1 * mw_load(y1 + s * d + i0) + x2 * mw_load(yb + s * d + i0);
             vec e, u;
-            mw_exp2(z, &e, &u);
+            mw_exp2(mw_z(r, s, i0, d, x1, x2, g), &e, &u);
             const vec df = e - w;
-            acc2 += (prow[s] * prow[s]) * df * df;
+            acc2 += (p[s] * p[s]) * df * df;
         }
         for (int64_t j = 0; j < MW_VB; j++)
             if (w[j] < MW_SMALL_W) acc[j] = acc2[j];
@@ -108,14 +129,15 @@ static inline void mw_block(int64_t i0, int64_t s0, int64_t s1, int64_t d, doubl
     for (int64_t j = 0; j < MW_VB; j++) rows[i0 + j] += (double)acc[j] / ((double)w[j] * w[j]);
 }
 
-/* Rows of hb heads: fx1, fx2 [hb, tb, d] (fx2 may be NULL, then y2 too), y1, y2 [hb, ns, d],
- * p [hb, tb, ns], lo, hi [tb] key span of each row, out [hb, d] (added to).  All contiguous;
- * d a multiple of MW_VB (callers pad dims with zeros: z = 0 there).
+/* Rows of hb heads, each part optional (NULL) except p: x1, x2, g_row [hb, tb, d];
+ * y1, y2, g_key [hb, ns, d]; s0 and p [hb, tb, ns] (s0 needed with g_row or g_key; y1 with x1,
+ * y2 with x2); lo, hi [tb] key span of each row; out [hb, d] (added to).  All contiguous; d a
+ * multiple of MW_VB (callers pad dims with zeros: z = 0 there).
  * Returns 0, or −1 when the work buffer cannot be allocated (out untouched). */
-int mw_sq_change(int64_t hb, int64_t tb, int64_t ns, int64_t d, const real *restrict fx1,
-                 const real *restrict fx2, const real *restrict y1, const real *restrict y2,
-                 const real *restrict p, const int64_t *restrict lo, const int64_t *restrict hi,
-                 real *restrict out) {
+int mw_sq_change(int64_t hb, int64_t tb, int64_t ns, int64_t d, const real *x1, const real *x2,
+                 const real *y1, const real *y2, const real *g_row, const real *g_key,
+                 const real *s0, const real *p, const int64_t *lo, const int64_t *hi,
+                 real *out) {
     vec *restrict buf = aligned_alloc(sizeof(vec), sizeof(vec) * (size_t)(ns > 0 ? ns : 1));
     double *restrict rows = malloc(sizeof(double) * (size_t)(d > 0 ? d : 1));
     if (!buf || !rows) {
@@ -123,23 +145,23 @@ int mw_sq_change(int64_t hb, int64_t tb, int64_t ns, int64_t d, const real *rest
         free(rows);
         return -1;
     }
+#define MW_AT(x, off) ((x) ? (x) + (off) : NULL)
     for (int64_t h = 0; h < hb; h++) {
         for (int64_t i = 0; i < d; i++) rows[i] = 0.0;
-        const real *restrict yh1 = y1 + h * ns * d, *restrict yh2 = fx2 ? y2 + h * ns * d : NULL;
         for (int64_t t = 0; t < tb; t++) {
-            const int64_t s0 = lo[t], s1 = hi[t];
-            if (s0 >= s1) continue;
-            const real *restrict a1 = fx1 + (h * tb + t) * d;
-            const real *restrict a2 = fx2 ? fx2 + (h * tb + t) * d : NULL;
-            const real *restrict prow = p + (h * tb + t) * ns;
+            const int64_t k0 = lo[t], k1 = hi[t], row = h * tb + t;
+            if (k0 >= k1) continue;
+            const mw_row r = {MW_AT(x1, row * d), MW_AT(x2, row * d),       MW_AT(y1, h * ns * d),
+                              MW_AT(y2, h * ns * d), MW_AT(g_row, row * d), MW_AT(g_key, h * ns * d),
+                              MW_AT(s0, row * ns),   p + row * ns};
             double psum = 0.0;
-            for (int64_t s = s0; s < s1; s++) psum += prow[s];
-            for (int64_t i0 = 0; i0 < d; i0 += MW_VB)
-                mw_block(i0, s0, s1, d, psum, a1, a2, yh1, yh2, prow, buf, rows);
+            for (int64_t s = k0; s < k1; s++) psum += r.p[s];
+            for (int64_t i0 = 0; i0 < d; i0 += MW_VB) mw_block(&r, i0, k0, k1, d, psum, buf, rows);
         }
         real *restrict o = out + h * d;
         for (int64_t i = 0; i < d; i++) o[i] += (real)rows[i];
     }
+#undef MW_AT
     free(buf);
     free(rows);
     return 0;

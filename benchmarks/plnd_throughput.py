@@ -17,7 +17,9 @@ Cases:
 Prints, per case, the best-of-N seconds of the plain forward, of PLND FFN+V and of PLND with all
 components (Q/K included; on CPU once with the C kernel of Eq. 8, mwork.qkkernel, and once with
 torch's form), and each ratio (plain seconds / PLND seconds = PLND tokens/s ÷ forward
-tokens/s; 1.00 means detection is as fast as the forward). Both sides run the backbone forward with
+tokens/s; 1.00 means detection is as fast as the forward): "÷ plain" of the best times, "median ÷"
+of the median times of each set's own interleaved plain and PLND runs (steadier on a shared machine,
+where a slow spell can hit one set's best-of-N). Both sides run the backbone forward with
 the model's default attention kernel; detection adds the PLND hooks and the per-document top-k
 counting. Timings interleave plain and PLND to share noise. `--quick` runs one repeat on shorter
 inputs (small: batch 2 x 64; 7b: 128 tokens) to check the script end to end.
@@ -26,6 +28,7 @@ inputs (small: batch 2 x 64; 7b: 128 tokens) to check the script end to end.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -161,16 +164,19 @@ def bench(
                     count_selected(s, RULE[c])
 
             detect()  # warm-up
-            t_det = []
+            t_det, t_own = [], []
             for _ in range(repeats):
-                t_plain.append(timed(plain, device))
+                t_own.append(timed(plain, device))
                 t_det.append(timed(detect, device))
-        rows.append((label, min(t_det)))
+        t_plain += t_own
+        # median ratio: against the plain runs interleaved with this set (robust to a slow spell)
+        rows.append((label, min(t_det), statistics.median(t_own) / statistics.median(t_det)))
     fwd = min(t_plain)
-    print(f"  {'':<16}{'seconds':>10}{'tokens/s':>12}{'÷ plain':>10}")
-    print(f"  {'plain forward':<16}{fwd:>10.3f}{batch * seq / fwd:>12,.0f}{1.0:>10.2f}")
-    for label, t in rows:
-        print(f"  {'PLND ' + label:<16}{t:>10.3f}{batch * seq / t:>12,.0f}{fwd / t:>10.2f}")
+    print(f"  {'':<22}{'seconds':>10}{'tokens/s':>12}{'÷ plain':>10}{'median ÷':>10}")
+    print(f"  {'plain forward':<22}{fwd:>10.3f}{batch * seq / fwd:>12,.0f}{1.0:>10.2f}{1.0:>10.2f}")
+    for label, t, med in rows:
+        line = f"{batch * seq / t:>12,.0f}{fwd / t:>10.2f}{med:>10.2f}"
+        print(f"  {'PLND ' + label:<22}{t:>10.3f}{line}")
 
 
 def main() -> None:

@@ -5,11 +5,15 @@ soft-capping, sliding window, padding) and changes one pre-RoPE Q/K dim at a tim
 no code with mwork.plnd, mwork.qkapprox or mwork.softmax_change.
 """
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from mwork.adapters import AttnGeometry, attention_allowed
+from mwork.settings import ModelSpec
+from mwork.tiny import save_tiny_model_dir
 
 CASES = ("rope-gqa-window", "softcap", "alibi", "holes", "large")
 RELEASED_CODE = "released-code"  # the official code's removal (see brute_force_sq_change)
@@ -193,3 +197,13 @@ def brute_force_importance(
     assert mode == "paper", mode
     sq_q, sq_k = brute_force_sq_change(q_pre, k_pre, geo, token_mask, zero_dim)
     return sq_q.sqrt(), sq_k.sqrt()
+
+
+def tiny_detection_inputs(tmp_path: Path, n_docs: int) -> tuple[ModelSpec, Path]:
+    """A saved tiny Llama (float32, head dim 8) and an en.jsonl corpus of n_docs short documents,
+    for tests that run mwork.detect end to end with some Q/K setting."""
+    texts = [f"doc {i} " + "abc def ghi jkl mno"[i % 7 :] * 3 for i in range(n_docs)]
+    model = save_tiny_model_dir(tmp_path / "m", "llama", texts, seed=0, vocab_size=80)
+    corpus = tmp_path / "en.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    return ModelSpec(ref=str(model), name="tiny", dtype="float32"), corpus

@@ -8,11 +8,15 @@ error that shrinks linearly in ε. It shares no code with mwork.qkapprox, and at
 exact Eq. 8 (checked against mwork.plnd too).
 """
 
-import json
-
 import pytest
 import torch
-from qkreference import brute_force_sq_change, rope_tables, scale_dim, synthetic_case
+from qkreference import (
+    brute_force_sq_change,
+    rope_tables,
+    scale_dim,
+    synthetic_case,
+    tiny_detection_inputs,
+)
 
 from mwork import qkapprox
 from mwork.adapters import AttnGeometry, attention_allowed, get_adapter
@@ -260,11 +264,7 @@ def test_float32_agrees_with_float64(name):
 def test_detect_to_file_records_first_order_and_reruns_identically(tmp_path):
     """`detection.qk_scoring` reaches the probe through mwork.detect: the neuron file says so,
     FFN/V selections equal the exact run's, and a rerun is byte-identical."""
-    texts = [f"doc {i} " + "abc def ghi jkl mno"[i % 7 :] * 3 for i in range(12)]
-    model = save_tiny_model_dir(tmp_path / "m", "llama", texts, seed=0, vocab_size=80)
-    corpus = tmp_path / "en.jsonl"
-    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-    spec = ModelSpec(ref=str(model), name="tiny", dtype="float32")
+    spec, corpus = tiny_detection_inputs(tmp_path, 12)
     files = {}
     for mode in ("exact", FO, FO):
         out = tmp_path / f"{mode}-{len(files)}.safetensors"

@@ -6,11 +6,11 @@ block by block: key spans, empty rows, zero probabilities inside a span, W far b
 kernel's second formula), float32 accuracy, thread counts, and its build: cache, failures, modes.
 """
 
-import json
 import logging
 
 import pytest
 import torch
+from qkreference import tiny_detection_inputs
 
 from mwork import qkkernel
 from mwork.adapters import AttnGeometry, attention_allowed
@@ -18,9 +18,8 @@ from mwork.detect import detect_to_file
 from mwork.errors import MworkError
 from mwork.plnd import qk_importance
 from mwork.qkkernel import check_kernel_mode, kernel_for, sq_change_rows
-from mwork.settings import DetectionSettings, ModelSpec
+from mwork.settings import DetectionSettings
 from mwork.softmax_change import sq_change_fast
-from mwork.tiny import save_tiny_model_dir
 
 CPU = torch.device("cpu")
 
@@ -181,11 +180,7 @@ def test_modes():
 
 
 def test_neuron_file_records_the_kernel_and_a_rerun_is_byte_identical(tmp_path):
-    texts = [f"doc {i} " + "abc def ghi jkl mno"[i % 7 :] * 3 for i in range(8)]
-    model = save_tiny_model_dir(tmp_path / "m", "llama", texts, seed=0, vocab_size=80)
-    corpus = tmp_path / "en.jsonl"
-    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-    spec = ModelSpec(ref=str(model), name="tiny", dtype="float32")
+    spec, corpus = tiny_detection_inputs(tmp_path, 8)
     sets = {}
     for name, mode in (("c1", "compiled"), ("c2", "compiled"), ("t", "torch"), ("a", "auto")):
         out = tmp_path / f"{name}.safetensors"

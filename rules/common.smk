@@ -168,6 +168,12 @@ def get_detection_settings():
     return pick(DETECTION, keys)
 
 
+def get_record_settings():
+    """mwork.settings.DetectionSettings of record_activations (LAPE): sampling and batching only,
+    so PLND's importance, selection and Q/K keys never re-run a recording."""
+    return pick(DETECTION, ["max_tokens", "seed", "n_docs", "batch_size"])
+
+
 def get_evaluation_settings():
     """mwork.settings.EvaluationSettings of the evaluation jobs (not n_boot, tasks, sweep, ...)."""
     if EVAL is None:  # detection only: the evaluation rules are never planned

@@ -60,7 +60,7 @@ rule record_activations:
         runtime=240,
     params:
         model=get_model_load,
-        settings=get_detection_settings(),
+        settings=get_record_settings(),
     script:
         "../scripts/record_activations.py"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from wfhelpers import shrunk_demo_config, write_config
+from wfhelpers import copy_run, edit_config, planned, shrunk_demo_config, write_config
 
 from mwork.neuronset import load_neuron_set
 
@@ -126,6 +126,18 @@ def test_reduced_demo_runs_every_stage(demo_run):
     assert set(fig4["task"]) == {"xcsqa"} and set(fig4["lang"]) == {"avg", "en"}
     assert fig4[fig4["method"] == "Original"]["delta"].abs().max() == 0
     assert "LS-4" in (r / "demo-llama" / "tables" / "fig4_enhancement.md").read_text()
+
+
+def test_editing_a_plnd_key_replans_no_lape_recording(demo_run, tmp_path):
+    """record_activations gets only sampling and batching keys: a Q/K setting re-plans PLND
+    detection and what depends on it, never LAPE's activation recordings."""
+    wd = copy_run(demo_run, tmp_path / "run")
+    assert "record_activations" not in planned(wd)
+    edit_config(wd, "detection", "qk_kernel", "torch")
+    plan = planned(wd)
+    assert plan.get("detect_neurons") == 2 and "record_activations" not in plan, plan
+    edit_config(wd, "detection", "max_tokens", 64)  # a key LAPE does use
+    assert planned(wd).get("record_activations") == 2
 
 
 def test_reduced_demo_compares_detectors(demo_run):

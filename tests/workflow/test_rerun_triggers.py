@@ -4,38 +4,7 @@ On a copy of the finished tiny study (`local_run`), edit one config key and dry-
 `rerun-triggers: params` (the default profile's): only the jobs that use the key are planned.
 """
 
-import re
-from pathlib import Path
-
-import yaml
-from wfhelpers import TARGET, copy_run, snakemake
-
-
-def planned(wd: Path, *targets: str) -> dict[str, int]:
-    """rule -> job count of a dry run in `wd` (empty when nothing is to be done)."""
-    res = snakemake(
-        *targets,
-        "--configfile",
-        str(wd / "config.yaml"),
-        "-n",
-        "--quiet",
-        "rules",
-        "--rerun-triggers",
-        "mtime",
-        "params",
-        "input",
-        cwd=wd,
-    )
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    counts = re.findall(r"^([a-z_]+)\s+(\d+)$", res.stdout, flags=re.M)
-    return {rule: int(n) for rule, n in counts if rule != "total"}
-
-
-def edit_config(wd: Path, section: str, key: str, value: object) -> None:
-    path = wd / "config.yaml"
-    cfg = yaml.safe_load(path.read_text())
-    cfg[section][key] = value
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))
+from wfhelpers import TARGET, copy_run, edit_config, planned
 
 
 def test_finished_run_plans_nothing(local_run, tmp_path):

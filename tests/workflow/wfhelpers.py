@@ -7,6 +7,7 @@ few seconds of work; the run is shared by tests/workflow/test_reruns.py (on copi
 tests/workflow/test_slurm.py (the local reference run).
 """
 
+import re
 import shutil
 import subprocess
 import sys
@@ -103,3 +104,30 @@ def copy_run(src: Path, dst: Path) -> Path:
     """A copy of a finished run directory (mtimes and Snakemake's metadata kept)."""
     shutil.copytree(src, dst, symlinks=True)
     return dst
+
+
+def planned(wd: Path, *targets: str) -> dict[str, int]:
+    """rule -> job count of a dry run in `wd` (empty when nothing is to be done)."""
+    res = snakemake(
+        *targets,
+        "--configfile",
+        str(wd / "config.yaml"),
+        "-n",
+        "--quiet",
+        "rules",
+        "--rerun-triggers",
+        "mtime",
+        "params",
+        "input",
+        cwd=wd,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    counts = re.findall(r"^([a-z_]+)\s+(\d+)$", res.stdout, flags=re.M)
+    return {rule: int(n) for rule, n in counts if rule != "total"}
+
+
+def edit_config(wd: Path, section: str, key: str, value: object) -> None:
+    path = wd / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg[section][key] = value
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))

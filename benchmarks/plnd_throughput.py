@@ -52,6 +52,12 @@ TORCH_QK = ("all, torch Q/K", ALL, "torch")
 """On CPU also timed: Q/K through torch's form instead of the C kernel (detection.qk_kernel)."""
 
 
+def instantiate(cfg: transformers.PretrainedConfig, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    """A seeded random-weight model of `cfg` on device/dtype, in eval mode."""
+    torch.manual_seed(0)
+    return transformers.AutoModelForCausalLM.from_config(cfg).to(device, dtype).eval()
+
+
 def build_small(hidden: int, layers: int, device: str, dtype: torch.dtype) -> torch.nn.Module:
     """A random Llama of width `hidden` (head 32, GQA 2:1)."""
     cfg = transformers.LlamaConfig(
@@ -63,8 +69,7 @@ def build_small(hidden: int, layers: int, device: str, dtype: torch.dtype) -> to
         num_key_value_heads=hidden // 64,
         max_position_embeddings=4096,
     )
-    torch.manual_seed(0)
-    return transformers.AutoModelForCausalLM.from_config(cfg).to(device, dtype).eval()
+    return instantiate(cfg, device, dtype)
 
 
 def build_7b_layer(device: str, dtype: torch.dtype) -> torch.nn.Module:
@@ -80,8 +85,7 @@ def build_7b_layer(device: str, dtype: torch.dtype) -> torch.nn.Module:
         sliding_window=4096,
         max_position_embeddings=4096,
     )
-    torch.manual_seed(0)
-    return transformers.AutoModelForCausalLM.from_config(cfg).to(device, dtype).eval()
+    return instantiate(cfg, device, dtype)
 
 
 def build_qknorm_layer(family: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
@@ -108,8 +112,7 @@ def build_qknorm_layer(family: str, device: str, dtype: torch.dtype) -> torch.nn
             max_position_embeddings=4096,
             eos_token_id=2,  # the default (50279) lies outside the small vocabulary
         )
-    torch.manual_seed(0)
-    return transformers.AutoModelForCausalLM.from_config(cfg).to(device, dtype).eval()
+    return instantiate(cfg, device, dtype)
 
 
 def timed(fn: Callable[[], object], device: str) -> float:

@@ -280,7 +280,6 @@ def qk_importance(
     delta_scale = geo.scaling if mode == "paper" else 1.0
     sq_q = torch.zeros(b, n_heads, d, dtype=q.dtype, device=q.device)
     sq_k = torch.zeros(b, n_kv, d, dtype=q.dtype, device=q.device)
-    use_kernel = kernel_for(kernel, q.device, q.dtype, d)
     if scoring != "exact":  # mwork.qkapprox, whole batch at once (paper mode: split = RoPE)
         kx = k.index_select(1, group)  # keys of each query head's group
         if split:
@@ -291,6 +290,7 @@ def qk_importance(
         sq = score_batch_first_order(q, rems, kx, geo, token_mask, budget_elems)
         sq_k.index_add_(1, group, sq[-1])  # k: summed over the query heads of its group
         return sq[0].sqrt().reshape(b, -1), sq_k.sqrt().reshape(b, -1)
+    use_kernel = kernel_for(kernel, q.device, q.dtype, d)
     for i in range(b):
         pos = token_mask[i].nonzero().squeeze(1)
         if pos.numel() == 0:

@@ -60,16 +60,9 @@ class KernelUnavailable(RuntimeError):
 
 def check_kernel_mode(mode: str) -> None:
     """Unknown mode, or "compiled" where the kernel does not build: MworkError (before a model)."""
-    if mode not in KERNEL_MODES:
-        raise MworkError(f"unknown qk_kernel '{mode}'", f"use one of {', '.join(KERNEL_MODES)}")
+    _check_known(mode)
     if mode == "compiled":
-        try:
-            _load(torch.float32)
-        except KernelUnavailable as e:
-            raise MworkError(
-                f"qk_kernel: compiled, but the Q/K kernel does not build ({e})",
-                "install a C compiler (or set CC), or use qk_kernel: auto",
-            ) from None
+        kernel_for(mode, torch.device("cpu"), torch.float32)
 
 
 def kernel_for(
@@ -77,10 +70,10 @@ def kernel_for(
 ) -> bool:
     """Whether Q/K scoring of tensors on device/of dtype uses the C kernel under `mode`.
 
-    "auto" leaves heads smaller than AUTO_MIN_HEAD_DIM to torch; "compiled" takes every head.
+    "auto" leaves heads smaller than AUTO_MIN_HEAD_DIM to torch; "compiled" takes every head and
+    raises MworkError where the kernel does not build.
     """
-    if mode not in KERNEL_MODES:
-        raise MworkError(f"unknown qk_kernel '{mode}'", f"use one of {', '.join(KERNEL_MODES)}")
+    _check_known(mode)
     if mode == "torch" or torch.device(device).type != "cpu" or dtype not in _TYPES:
         return False
     if mode == "auto" and head_dim is not None and head_dim < AUTO_MIN_HEAD_DIM:
@@ -90,11 +83,17 @@ def kernel_for(
     except KernelUnavailable as e:
         if mode == "compiled":
             raise MworkError(
-                f"the Q/K kernel does not build ({e})", "use qk_kernel: auto"
+                f"qk_kernel: compiled, but the Q/K kernel does not build ({e})",
+                "install a C compiler (or set CC), or use qk_kernel: auto",
             ) from None
         _warn_once(str(e))
         return False
     return True
+
+
+def _check_known(mode: str) -> None:
+    if mode not in KERNEL_MODES:
+        raise MworkError(f"unknown qk_kernel '{mode}'", f"use one of {', '.join(KERNEL_MODES)}")
 
 
 def qk_kernel_used(mode: str, device: torch.device, dtype: torch.dtype, head_dim: int) -> str:
@@ -150,8 +149,13 @@ def sq_change_rows(
     d = next(x.shape[-1] for x in rows + keys if x is not None)
     _check_shapes(rows, keys, s0, p, span)  # the C code trusts them
     pad = -d % LANES  # dims padded to whole vectors with zeros (z = 0: a column of no change)
-    xs = [None if x is None else F.pad(x, (0, pad)).contiguous() for x in rows[:2] + keys[:2]]
-    xs += [None if x is None else F.pad(x, (0, pad)).contiguous() for x in (g_row, g_key)]
+
+    def padded(x: torch.Tensor | None) -> torch.Tensor | None:
+        if x is None:
+            return None
+        return (F.pad(x, (0, pad)) if pad else x).contiguous()
+
+    xs = [padded(x) for x in (fx1, fx2, y1, y2, g_row, g_key)]
     xs += [None if s0 is None else s0.contiguous(), p.contiguous()]
     lo, hi = (s.to(torch.int64).contiguous() for s in span)
     out = torch.zeros(hb, d + pad, dtype=p.dtype)

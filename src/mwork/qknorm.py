@@ -88,13 +88,15 @@ def removal_factors(x: torch.Tensor, eps: float, per_head: bool) -> torch.Tensor
         [b, n, l, d]: factor α[b, h, t, i] that multiplies every normalised entry of token t's
         normalised group when raw dim (h, i) is zeroed.
     """
-    if per_head:
-        group = x.shape[-1]
-        rho2 = x.square().mean(-1, keepdim=True) + eps
-    else:
-        group = x.shape[1] * x.shape[-1]
-        rho2 = x.square().mean(dim=(1, 3), keepdim=True) + eps
+    rho2, group = _rho2(x, eps, per_head)
     return torch.sqrt(rho2 / (rho2 - x.square() / group))
+
+
+def _rho2(x: torch.Tensor, eps: float, per_head: bool) -> tuple[torch.Tensor, int]:
+    """ρ² = mean(r²) + eps over each token's normalised group of x [b, n, l, d], and its size D."""
+    if per_head:
+        return x.square().mean(-1, keepdim=True) + eps, x.shape[-1]
+    return x.square().mean(dim=(1, 3), keepdim=True) + eps, x.shape[1] * x.shape[-1]
 
 
 def removal_excess(x: torch.Tensor, eps: float, per_head: bool) -> torch.Tensor:
@@ -108,12 +110,7 @@ def removal_excess(x: torch.Tensor, eps: float, per_head: bool) -> torch.Tensor:
     Returns:
         [b, n, l, d] (≥ 0)
     """
-    if per_head:
-        group = x.shape[-1]
-        rho2 = x.square().mean(-1, keepdim=True) + eps
-    else:
-        group = x.shape[1] * x.shape[-1]
-        rho2 = x.square().mean(dim=(1, 3), keepdim=True) + eps
+    rho2, group = _rho2(x, eps, per_head)
     cut = x.square() / group
     e = cut / (rho2 - cut).clamp_min(eps)  # ρ'² ≥ eps exactly; the clamp only guards rounding
     return e / (1 + torch.sqrt(1 + e))

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from clihelpers import digest, fails
 from safetensors.torch import load_file, save_file
+from testhelpers import digest, fails
 
 from mwork.cli import main
 from mwork.errors import MworkError

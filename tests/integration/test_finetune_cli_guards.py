@@ -10,15 +10,12 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 import transformers
-from clihelpers import fails
+from testhelpers import fails, make_neuron_file
 
-from mwork.adapters import COMPONENTS, get_adapter
 from mwork.cli import main
 from mwork.finetune.delta import PROVENANCE_FILE, load_delta
-from mwork.modeling import load_model, model_fingerprint
-from mwork.neuronset import NeuronSet, save_neuron_set
+from mwork.modeling import load_model
 from mwork.tiny import save_tiny_model_dir
 
 TEXTS = [
@@ -34,22 +31,7 @@ def files(tmp_path_factory):
     docs = tmp / "docs.jsonl"
     docs.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
     model, _, _ = load_model(str(model_dir), "float32", "cpu")
-    adapter = get_adapter(model)
-    g = torch.Generator().manual_seed(0)
-    sel = {
-        c: torch.rand(adapter.n_layers, adapter.n_units(c), generator=g) < 0.3 for c in COMPONENTS
-    }
-    meta = {
-        "model": "tiny",
-        "model_fingerprint": model_fingerprint(model),
-        "language": "de",
-        "n_layers": str(adapter.n_layers),
-        "units": json.dumps(adapter.unit_counts()),
-        "n_docs": "1",
-        "variant": "all",
-    }
-    neurons = tmp / "de.safetensors"
-    save_neuron_set(NeuronSet(sel, {c: s.to(torch.int32) for c, s in sel.items()}, meta), neurons)
+    neurons = make_neuron_file(model, tmp / "de.safetensors", p=0.3)
     delta = tmp / "de.delta.safetensors"
     assert main(train(model_dir, docs, neurons, delta)) == 0
     return {"tmp": tmp, "model": model_dir, "docs": docs, "neurons": neurons, "delta": delta}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from testhelpers import make_neuron_file
 
 from mwork.adapters import COMPONENTS, get_adapter
 from mwork.cli import main
@@ -33,23 +34,6 @@ REALDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"
 
 def write_jsonl(path: Path, texts: list[str]) -> Path:
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-    return path
-
-
-def make_neuron_file(model, path: Path, p: float = 0.25, seed: int = 0) -> Path:
-    adapter = get_adapter(model)
-    g = torch.Generator().manual_seed(seed)
-    sel = {c: torch.rand(adapter.n_layers, adapter.n_units(c), generator=g) < p for c in COMPONENTS}
-    meta = {
-        "model": "tiny",
-        "model_fingerprint": model_fingerprint(model),
-        "language": "de",
-        "n_layers": str(adapter.n_layers),
-        "units": json.dumps(adapter.unit_counts()),
-        "n_docs": "1",
-        "variant": "all",
-    }
-    save_neuron_set(NeuronSet(sel, {c: s.to(torch.int32) for c, s in sel.items()}, meta), path)
     return path
 
 

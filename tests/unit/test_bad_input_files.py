@@ -4,7 +4,6 @@ Every bad case must end with exit status 2, one line `error: <problem>; <fix>` o
 every input file byte-identical afterwards. No model is loaded here.
 """
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -15,6 +14,8 @@ import torch
 import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
+from testhelpers import digest
+from testhelpers import fails_alone as fails
 
 from mwork.cli import main
 from mwork.languages import LANGUAGES
@@ -22,28 +23,6 @@ from mwork.neuronset import NeuronSet, load_neuron_set, save_neuron_set, select_
 from mwork.settings import SCHEMA_FILE, config_schema
 
 UNITS = {"attn_q": 4, "ffn": 6}
-
-
-def digest(paths) -> dict[str, str]:
-    """sha256 of every file among `paths` (folders recursively)."""
-    out = {}
-    for p in map(Path, paths):
-        for f in [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file()):
-            out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
-    return out
-
-
-def fails(capsys, argv, inputs) -> str:
-    """Run the CLI; assert exit 2, one `error: problem; fix` line, inputs untouched."""
-    before = digest(inputs)
-    assert before, "a case without input files checks nothing"
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2, (code, err)
-    assert len(err) == 1 and err[0].startswith("error: ") and "; " in err[0], err
-    assert "Traceback" not in err[0]
-    assert digest(inputs) == before
-    return err[0]
 
 
 def make_set(lang="zh", n_docs=4, shard=None, seed=0, variant="all", n_layers=2) -> NeuronSet:

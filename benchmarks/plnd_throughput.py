@@ -52,7 +52,9 @@ TORCH_QK = ("all, torch Q/K", ALL, "torch")
 """On CPU also timed: Q/K through torch's form instead of the C kernel (detection.qk_kernel)."""
 
 
-def instantiate(cfg: transformers.PretrainedConfig, device: str, dtype: torch.dtype) -> torch.nn.Module:
+def instantiate(
+    cfg: transformers.PretrainedConfig, device: str, dtype: torch.dtype
+) -> torch.nn.Module:
     """A seeded random-weight model of `cfg` on device/dtype, in eval mode."""
     torch.manual_seed(0)
     return transformers.AutoModelForCausalLM.from_config(cfg).to(device, dtype).eval()

@@ -31,10 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mwork.components import ATTN_COMPONENTS, COMPONENTS
 from mwork.errors import MworkError
-
-COMPONENTS: tuple[str, ...] = ("ffn", "attn_q", "attn_k", "attn_v")
-ATTN_COMPONENTS: tuple[str, ...] = ("attn_q", "attn_k", "attn_v")
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@
 
 The runner behind rules/evaluate.smk. One run = (model, run label, mask language L, task specs):
 the model is loaded once, L's language-specific neurons become the condition's selection
-(`mwork.conditions`), and every task spec (English and L, the paper's "En-D" and "L-D") is
+(`mwork.selection`), and every task spec (English and L, the paper's "En-D" and "L-D") is
 scored inside one masking context (`mwork.mask`) in a single lm-eval call (`mwork.harness`).
 The baseline is the label `none` with mask language `none` (no neuron file, nothing masked).
 A fine-tuned run (`ft_{kind}-{N}`, paper §4) masks nothing: the delta file of L's (kind, N) run
 (`mwork.finetune.delta`) is written into the freshly loaded base model (load it in float32:
 lr-2e-6 changes vanish in bf16), then the same tasks are scored.
-Run labels: `mwork.conditions.RunLabel`. Result JSONs: schema `mwork.scores.RESULT_SCHEMA`, read
+Run labels: `mwork.runlabel.RunLabel`. Result JSONs: schema `mwork.scores.RESULT_SCHEMA`, read
 back by `mwork.scores`.
 """
 
@@ -20,14 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from mwork.atomic import write_json
-from mwork.conditions import (
-    BASELINE,
-    CountRule,
-    RunLabel,
-    condition_selection,
-    layer_regions,
-    neuron_counts,
-)
 from mwork.errors import MworkError
 from mwork.finetune.delta import Delta, apply_delta, load_delta
 from mwork.harness import evaluate_tasks
@@ -35,7 +27,9 @@ from mwork.lmeval_tasks import TaskSpec
 from mwork.mask import mask_neurons
 from mwork.modeling import model_fingerprint
 from mwork.neuronset import load_neuron_set
+from mwork.runlabel import BASELINE, CountRule, RunLabel, layer_regions
 from mwork.scores import RESULT_SCHEMA
+from mwork.selection import condition_selection, neuron_counts
 from mwork.settings import EvaluationSettings, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -97,7 +91,7 @@ def evaluate_run(
 
     Args:
         spec: the model; its n1/n2 are the default layer split (labels may override them).
-        label: run label (`mwork.conditions.RunLabel`), "none" for the unmasked baseline.
+        label: run label (`mwork.runlabel.RunLabel`), "none" for the unmasked baseline.
         mask_lang: language whose neurons are deactivated ("none" for the baseline).
         neuron_file: `mask_lang`'s neuron file (variant file for `.minus-*` labels); None for "none";
             for a fine-tuned label (`ft_{kind}-{N}`) the delta file of that run.

@@ -15,12 +15,13 @@ import pandas as pd
 import torch
 
 from mwork.atomic import atomic_write_text, write_csv
-from mwork.conditions import CountRule, condition_selection
 from mwork.corpus import read_corpus
 from mwork.errors import MworkError
 from mwork.mask import mask_neurons
 from mwork.modeling import model_fingerprint
 from mwork.neuronset import load_neuron_set
+from mwork.runlabel import CountRule
+from mwork.selection import condition_selection
 from mwork.settings import ModelSpec, PerplexitySettings
 
 

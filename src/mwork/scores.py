@@ -29,8 +29,8 @@ from typing import Any
 import pandas as pd
 
 from mwork.atomic import write_csv
-from mwork.conditions import RunLabel
 from mwork.errors import MworkError
+from mwork.runlabel import RunLabel
 
 RESULT_SCHEMA = "mwork.deactivation/1"  # written by mwork.evaluate, read here
 SCORE_COLUMNS: tuple[str, ...] = (

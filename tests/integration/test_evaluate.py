@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from mwork.conditions import RunLabel
 from mwork.detect import detect_to_file
 from mwork.errors import MworkError
 from mwork.evaluate import evaluate_run
+from mwork.runlabel import RunLabel
 from mwork.scores import SCORE_COLUMNS, collect_scores, tidy_scores
 from mwork.settings import DetectionSettings, EvaluationSettings, ModelSpec
 from mwork.tables import TABLE_FILES, make_tables, table_paths

@@ -7,11 +7,11 @@ import random
 import pytest
 import torch
 
-from mwork.conditions import condition_selection
 from mwork.errors import MworkError
 from mwork.lape import record_to_file, select_to_files
 from mwork.neuronset import load_neuron_set
 from mwork.perplexity import deactivation_ppl, perplexity, write_ppl_tables
+from mwork.selection import condition_selection
 from mwork.settings import DetectionSettings, LapeSettings, ModelSpec, PerplexitySettings
 from mwork.tiny import save_tiny_model_dir
 

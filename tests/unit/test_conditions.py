@@ -6,17 +6,16 @@ import pytest
 import torch
 
 from mwork.adapters import COMPONENTS
-from mwork.conditions import (
+from mwork.errors import MworkError
+from mwork.neuronset import NeuronSet
+from mwork.runlabel import (
     CONDITIONS,
     canonical_name,
     condition_label,
-    condition_selection,
     layer_regions,
     parse_condition,
-    random_matched,
 )
-from mwork.errors import MworkError
-from mwork.neuronset import NeuronSet
+from mwork.selection import condition_selection, random_matched
 
 L, UNITS = 10, {"ffn": 60, "attn_q": 32, "attn_k": 16, "attn_v": 16}
 

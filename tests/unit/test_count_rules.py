@@ -5,17 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mwork.conditions import (
-    CountRule,
-    apportion,
-    condition_selection,
-    equal_target,
-    layer_regions,
-    neuron_counts,
-    top_units,
-)
 from mwork.errors import MworkError
 from mwork.neuronset import NeuronSet
+from mwork.runlabel import CountRule, layer_regions
+from mwork.selection import apportion, condition_selection, equal_target, neuron_counts, top_units
 from mwork.settings import EvaluationSettings, PerplexitySettings
 
 L, N1, N2 = 6, 2, 2

@@ -4,8 +4,8 @@ import ast
 import re
 from pathlib import Path
 
-from mwork.conditions import BASELINE, CONDITIONS, RUN_LABEL_PATTERN, RunLabel
 from mwork.lmeval_tasks import BENCHMARKS, TASKS
+from mwork.runlabel import BASELINE, CONDITIONS, RUN_LABEL_PATTERN, RunLabel
 from mwork.settings import config_schema
 from mwork.tables import TABLE_FILES
 

@@ -3,11 +3,11 @@
 Modes:
     ls      the language-specific neurons of a neuron file (optionally restricted, see below)
     random  as many uniformly random neurons, matched per (layer, component) to what `ls` would
-            train (`mwork.conditions.random_matched`, seeded by `neuron_seed`): the paper's "Random"
+            train (`mwork.selection.random_matched`, seeded by `neuron_seed`): the paper's "Random"
     full    ordinary fine-tuning of every parameter, same loop and data (baseline)
 
 Restrictions (applied to the LS set before `random` matches its counts): `components`, `regions`
-(a subset of U/S/G with the model's N1/N2, `mwork.conditions.layer_regions`) and the released
+(a subset of U/S/G with the model's N1/N2, `mwork.runlabel.layer_regions`) and the released
 code's `cap_per_matrix` (it keeps `islice(set, 100)` indices per matrix per layer; we keep the
 `cap` lowest indices of each (layer, component), which is what CPython's iteration over a set of
 small ints yields). Default: all of L's neurons in every layer, as the paper.
@@ -51,7 +51,8 @@ from tqdm import tqdm
 import mwork
 from mwork.adapters import COMPONENTS, ModelAdapter
 from mwork.atomic import atomic_write_text
-from mwork.conditions import REGIONS, layer_regions, random_matched
+from mwork.runlabel import REGIONS, layer_regions
+from mwork.selection import random_matched
 from mwork.corpus import file_sha256, read_corpus
 from mwork.demo.train import pack
 from mwork.errors import MworkError

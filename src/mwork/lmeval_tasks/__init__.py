@@ -20,6 +20,7 @@ Load a directory written by `write_task_dir` with
 
 from mwork.lmeval_tasks.benchmarks import (
     BENCHMARKS,
+    LOCAL_BUILDERS,
     PARQUET_EXPORT,
     TASKS,
     TEMPLATE_DIR,
@@ -27,7 +28,7 @@ from mwork.lmeval_tasks.benchmarks import (
     load_prompts,
 )
 from mwork.lmeval_tasks.render import prompt_to_jinja, render_task_yaml, write_task_dir
-from mwork.lmeval_tasks.sources import LOCAL_BUILDERS, hf_source, parquet_export_files
+from mwork.lmeval_tasks.sources import hf_source, parquet_export_files
 from mwork.lmeval_tasks.spec import DEFAULT_MAX_ARTICLE_CHARS, DEFAULT_VARIANT, TaskSpec
 
 __all__ = [

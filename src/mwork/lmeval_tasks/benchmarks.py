@@ -21,6 +21,7 @@ from mwork.errors import MworkError
 
 TEMPLATE_DIR = Path(str(resources.files("mwork") / "lmeval_tasks"))
 PARQUET_EXPORT = "refs/convert/parquet"  # the Hub's automatic parquet export branch
+LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}  # local file -> builder
 _OPTIONS_JINJA = (
     "{% for label in question.choices.label %}{{label}}. {{question.choices.text[loop.index0]}}"
     "{% if not loop.last %}\n{% endif %}{% endfor %}"

@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mwork.errors import MworkError
-from mwork.lmeval_tasks.benchmarks import BENCHMARKS, PARQUET_EXPORT
+from mwork.lmeval_tasks.benchmarks import BENCHMARKS, LOCAL_BUILDERS, PARQUET_EXPORT
 
 if TYPE_CHECKING:
     from mwork.lmeval_tasks.spec import TaskSpec
-
-LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
 def hf_source(spec: TaskSpec) -> tuple[str, str, str | None]:

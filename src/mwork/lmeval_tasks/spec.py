@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from mwork.errors import MworkError
-from mwork.lmeval_tasks.benchmarks import BENCHMARKS, TASKS, TEMPLATE_DIR, load_prompts
-from mwork.lmeval_tasks.sources import LOCAL_BUILDERS
+from mwork.lmeval_tasks.benchmarks import (
+    BENCHMARKS,
+    LOCAL_BUILDERS,
+    TASKS,
+    TEMPLATE_DIR,
+    load_prompts,
+)
 
 DEFAULT_VARIANT = "paper"
 DEFAULT_MAX_ARTICLE_CHARS = 2000  # XLSum articles are cut so the instruction is never truncated

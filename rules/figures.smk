@@ -1,9 +1,33 @@
-# Every paper figure (CPU): Figs. 1, 3, 5, 6, 7 and Tables 2-5 as plots. Package module: mwork.figures.
-# Helpers: rules/common.smk (get_figure_targets and the get_* inputs below).
+# Every paper figure (CPU): Figs. 1, 3, 4, 5, 6, 7 and Tables 2-5 as plots. Package module:
+# mwork.figures. Targets: mwork.plan.Plan.figure_targets.
 #
 #   results/figures/{name}.pdf + .png                figures (PNG goes into the report)
 #   results/tables/{overlap_fig}.csv                 the plotted Eq. 11 overlaps
 #   results/tables/detector_agreement.csv            PLND vs LAPE per language and layer (compare_lape)
+
+
+def get_lens_tables(wildcards):
+    """Lens tables of every lens model and variant (one panel each, model-major)."""
+    return expand(
+        "results/{model}/lens/{lens_variant}.csv",
+        model=LENS["models"],
+        lens_variant=LENS["variants"],
+    )
+
+
+def get_neuron_summaries(wildcards):
+    return expand("results/{model}/neurons/summary.csv", model=FIGURES["neuron_models"] or MODELS)
+
+
+def get_overlap_neurons(wildcards):
+    pairs = PLAN.overlap_pairs(wildcards.overlap_fig)
+    return [f"results/{m}/neurons/{l}.safetensors" for m, l in pairs]
+
+
+def get_deactivation_summaries(wildcards):
+    """Per-model Tables 2-5 summaries (rules/tables.smk)."""
+    models = PLAN.deactivation_models()
+    return expand("results/{model}/tables/tables2_5_summary.csv", model=models)
 
 
 rule plot_english_ratio:
@@ -112,14 +136,14 @@ rule plot_overlap:
     conda:
         "../envs/mwork.yaml"
     params:
-        pairs=get_overlap_pairs,
+        pairs=lambda w: PLAN.overlap_pairs(w.overlap_fig),
     script:
         "../scripts/plot_overlap.py"
 
 
 rule plot_detector_agreement:
     input:
-        agreement=get_agreement_tables,
+        agreement=expand("results/{model}/neurons_lape/agreement.csv", model=MODELS),
     output:
         pdf="results/figures/detector_agreement.pdf",
         png=report(
@@ -163,9 +187,11 @@ rule plot_deactivation:
 
 rule plot_enhancement:
     input:
-        fig4=expand("results/{model}/tables/fig4_enhancement.csv", model=finetune_eval_models()),
+        fig4=expand(
+            "results/{model}/tables/fig4_enhancement.csv", model=PLAN.finetune_eval_models()
+        ),
         table6=expand(
-            "results/{model}/tables/table6_low_resource.csv", model=finetune_eval_models()
+            "results/{model}/tables/table6_low_resource.csv", model=PLAN.finetune_eval_models()
         ),
     output:
         pdf="results/figures/fig4_enhancement.pdf",

@@ -4,9 +4,29 @@
 # set is compared with its own matched random neurons. Package module: mwork.perplexity.
 
 
+def get_perplexity_settings():
+    """mwork.settings.PerplexitySettings of measure_deactivation_ppl."""
+    if "perplexity" not in config:  # the rule is never planned then
+        return {}
+    out = pick(config["perplexity"], ["n_texts", "max_tokens", "batch_size", "seeds"])
+    return out | pick(config["deactivation"], ["mask_mode", "count", "attn_n", "ffn_n"])
+
+
+def get_ppl_heldout(wildcards):
+    """Held-out text of every language."""
+    return expand(config["perplexity"]["heldout"], lang=ALL_LANGS)
+
+
+def get_ppl_neurons(detector_dir):
+    """Neuron file of every language of one model (neurons/, or neurons_lape/ of compare_lape)."""
+    return lambda w: expand(
+        "results/{model}/{dir}/{lang}.safetensors", model=w.model, dir=detector_dir, lang=ALL_LANGS
+    )
+
+
 rule measure_deactivation_ppl:
     input:
-        neurons=get_ppl_neurons,
+        neurons=get_ppl_neurons("neurons"),
         heldout=get_ppl_heldout,
         model=get_model_input,
     output:
@@ -20,7 +40,7 @@ rule measure_deactivation_ppl:
     log:
         "logs/measure_deactivation_ppl/{model}.log",
     benchmark:
-        "benchmarks/measure_deactivation_ppl/{model}.tsv"
+        "logs/benchmarks/measure_deactivation_ppl/{model}.tsv"
     conda:
         "../envs/mwork.yaml"
     resources:
@@ -36,7 +56,7 @@ rule measure_deactivation_ppl:
 
 use rule measure_deactivation_ppl as measure_deactivation_ppl_lape with:
     input:
-        neurons=get_ppl_lape_neurons,
+        neurons=get_ppl_neurons("neurons_lape"),
         heldout=get_ppl_heldout,
         model=get_model_input,
     output:
@@ -50,7 +70,7 @@ use rule measure_deactivation_ppl as measure_deactivation_ppl_lape with:
     log:
         "logs/measure_deactivation_ppl_lape/{model}.log",
     benchmark:
-        "benchmarks/measure_deactivation_ppl_lape/{model}.tsv"
+        "logs/benchmarks/measure_deactivation_ppl_lape/{model}.tsv"
     params:
         model=get_model_spec,
         langs=ALL_LANGS,

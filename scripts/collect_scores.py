@@ -1,16 +1,12 @@
-"""Snakemake adapter of rule collect_scores: every evaluation JSON of a model -> tidy scores.
+"""Snakemake adapter of rule collect_scores: every evaluation JSON of a model -> tidy scores."""
 
-Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
-"""
-
-import sys
 from typing import TYPE_CHECKING
 
-from mwork.worker import run_job
+from mwork.runlog import setup_rule_logging
+from mwork.scores import collect_scores
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-job = {"run_jsons": list(snakemake.input.runs), "out_csv": snakemake.output.scores}
-context = {"model": snakemake.wildcards.model, "runs": len(job["run_jsons"])}
-sys.exit(run_job("mwork.tables:collect_scores_file", job, snakemake.log[0], context=context))
+setup_rule_logging(snakemake.log[0], model=snakemake.wildcards.model, runs=len(snakemake.input))
+collect_scores(list(snakemake.input.runs), snakemake.output.scores)

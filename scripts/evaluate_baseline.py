@@ -1,25 +1,22 @@
-"""Snakemake adapter of rule evaluate_baseline: the unmasked model on one task and language.
+"""Snakemake adapter of rule evaluate_baseline: every task of one language, nothing masked."""
 
-Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
-"""
-
-import sys
 from typing import TYPE_CHECKING
 
-from mwork.worker import run_job
+from mwork.evaluate import evaluate_job
+from mwork.runlog import setup_rule_logging
+from mwork.settings import EvaluationSettings, ModelSpec
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 w = snakemake.wildcards
-job = {
-    "model": snakemake.params.model,
-    "label": "none",
-    "mask_lang": "none",
-    "neuron_file": None,
-    "task_specs": snakemake.params.specs,
-    "outputs": {w.eval_lang: snakemake.output.scores},
-    "settings": snakemake.params.settings,
-}
-context = {"model": w.model, "condition": "none", "task": w.task, "eval_lang": w.eval_lang}
-sys.exit(run_job("mwork.jobs:evaluate", job, snakemake.log[0], context=context))
+setup_rule_logging(snakemake.log[0], model=w.model, label="none", lang=w.lang)
+evaluate_job(
+    ModelSpec.from_mapping(snakemake.params.model),
+    "none",
+    w.lang,
+    {},
+    snakemake.params.tasks,
+    snakemake.output.scores,
+    EvaluationSettings.from_mapping(snakemake.params.settings),
+)

@@ -1,25 +1,22 @@
-"""Snakemake adapter for rule generate_demo_world: write the seeded demo world's files.
+"""Snakemake adapter of rule generate_demo_world: the seeded demo world's corpora and benchmarks.
 
-Inputs:  none.
-Params:  seed (int), languages (list of codes, English first), world (sizes; see demo/config.yaml).
-Outputs: results/demo/world/{corpus,wiki,heldout}/{lang}.jsonl, train.jsonl,
-         bench/{mgsm,xquad,xcsqa,xlsum}/{lang}.jsonl (all under the directory of `train`).
+Writes results/demo/world/{corpus,wiki,heldout}/{lang}.jsonl, train.jsonl and
+bench/{mgsm,xquad,xcsqa,xlsum}/{lang}.jsonl (all under the directory of `train`).
 """
 
-import logging
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (injected by Snakemake)
-logging.basicConfig(
-    level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
-)
+from mwork.demo.emit import write_demo_world
+from mwork.runlog import setup_rule_logging
 
-from mwork.demo.emit import write_demo_world  # noqa: E402
+if TYPE_CHECKING:
+    from snakemake.script import snakemake
 
+setup_rule_logging(snakemake.log[0], seed=snakemake.params.seed)
 write_demo_world(
-    Path(snakemake.output.train).parent,  # noqa: F821
-    seed=int(snakemake.params.seed),  # noqa: F821
-    languages=list(snakemake.params.languages),  # noqa: F821
-    world=dict(snakemake.params.world),  # noqa: F821
+    Path(snakemake.output.train).parent,
+    seed=int(snakemake.params.seed),
+    languages=list(snakemake.params.languages),
+    world=dict(snakemake.params.world),
 )

@@ -1,25 +1,21 @@
-"""Snakemake adapter of rule measure_deactivation_ppl: held-out perplexity, N_L vs random neurons.
+"""Snakemake adapter of rule measure_deactivation_ppl: held-out perplexity, LS vs random masked."""
 
-Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
-"""
-
-import sys
 from typing import TYPE_CHECKING
 
-from mwork.worker import run_job
+from mwork.perplexity import deactivation_ppl, write_ppl_tables
+from mwork.runlog import setup_rule_logging
+from mwork.settings import ModelSpec, PerplexitySettings
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-langs = snakemake.params.langs
-job = {
-    "model": snakemake.params.model,
-    "neurons": dict(zip(langs, snakemake.input.neurons, strict=True)),
-    "heldout": dict(zip(langs, snakemake.input.heldout, strict=True)),
-    "settings": snakemake.params.settings,
-    "detector": snakemake.params.detector,
-    "table": snakemake.output.table,
-    "summary": snakemake.output.summary,
-}
-context = {"model": snakemake.wildcards.model, "detector": snakemake.params.detector}
-sys.exit(run_job("mwork.jobs:perplexity", job, snakemake.log[0], context=context))
+langs, detector = snakemake.params.langs, snakemake.params.detector
+setup_rule_logging(snakemake.log[0], model=snakemake.wildcards.model, detector=detector)
+long = deactivation_ppl(
+    ModelSpec.from_mapping(snakemake.params.model),
+    dict(zip(langs, snakemake.input.neurons, strict=True)),
+    dict(zip(langs, snakemake.input.heldout, strict=True)),
+    PerplexitySettings.from_mapping(snakemake.params.settings),
+    detector=detector,
+)
+write_ppl_tables(long, snakemake.output.table, snakemake.output.summary, detector=detector)

@@ -1,21 +1,17 @@
-"""Snakemake adapter: paper Fig. 4 (neuron fine-tuning bars) and the Table 6 CSV for the report.
+"""Snakemake adapter of rule plot_enhancement: Fig. 4 and Table 6 (neuron fine-tuning)."""
 
-Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
-"""
-
-import sys
 from typing import TYPE_CHECKING
 
-from mwork.worker import run_job
+from mwork.figures import plot_enhancement_figure
+from mwork.runlog import setup_rule_logging
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-job = {
-    "fig4_csvs": list(snakemake.input.fig4),
-    "table6_csvs": list(snakemake.input.table6),
-    "out_pdf": snakemake.output.pdf,
-    "out_table6": snakemake.output.table6,
-}
-context = {"figure": "fig4_enhancement", "tables": job["fig4_csvs"]}
-sys.exit(run_job("mwork.figures:plot_enhancement_figure", job, snakemake.log[0], context=context))
+setup_rule_logging(snakemake.log[0], tables=list(snakemake.input.fig4))
+plot_enhancement_figure(
+    list(snakemake.input.fig4),
+    list(snakemake.input.table6),
+    snakemake.output.pdf,
+    snakemake.output.table6,
+)

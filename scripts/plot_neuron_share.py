@@ -1,20 +1,13 @@
-"""Snakemake adapter: share of each component's units that are language-specific, per language.
+"""Snakemake adapter of rule plot_neuron_share: share of units per component that are LS."""
 
-Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
-"""
-
-import sys
 from typing import TYPE_CHECKING
 
-from mwork.worker import run_job
+from mwork.figures import plot_neuron_figure
+from mwork.runlog import setup_rule_logging
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-job = {
-    "summaries": list(snakemake.input.summaries),
-    "out_pdf": snakemake.output.pdf,
-    "kind": "share",
-}
-context = {"figure": "neuron_share", "summaries": job["summaries"]}
-sys.exit(run_job("mwork.figures:plot_neuron_figure", job, snakemake.log[0], context=context))
+summaries = list(snakemake.input.summaries)
+setup_rule_logging(snakemake.log[0], summaries=summaries)
+plot_neuron_figure(summaries, snakemake.output.pdf, kind="share")

@@ -1,21 +1,15 @@
-"""Snakemake adapter: paper Figs. 5/6 (Eq. 11 overlap of language-specific neurons) + its table.
+"""Snakemake adapter of rule plot_overlap: Eq. 11 overlaps between languages (Figs. 5/6)."""
 
-Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
-"""
-
-import sys
 from typing import TYPE_CHECKING
 
-from mwork.worker import run_job
+from mwork.figures import plot_overlap_figure
+from mwork.runlog import setup_rule_logging
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-job = {
-    "neuron_files": list(snakemake.input.neurons),
-    "pairs": [list(p) for p in snakemake.params.pairs],
-    "out_pdf": snakemake.output.pdf,
-    "out_table": snakemake.output.table,
-}
-context = {"figure": snakemake.wildcards.overlap_fig, "pairs": job["pairs"]}
-sys.exit(run_job("mwork.figures:plot_overlap_figure", job, snakemake.log[0], context=context))
+pairs = [list(p) for p in snakemake.params.pairs]
+setup_rule_logging(snakemake.log[0], figure=snakemake.wildcards.overlap_fig, pairs=pairs)
+plot_overlap_figure(
+    list(snakemake.input.neurons), pairs, snakemake.output.pdf, snakemake.output.table
+)

@@ -1,24 +1,21 @@
-"""Snakemake adapter of rule record_activations: LAPE activation counts of one document shard.
+"""Snakemake adapter of rule record_activations: LAPE activation counts of one document shard."""
 
-Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
-"""
-
-import sys
 from typing import TYPE_CHECKING
 
-from mwork.worker import run_job
+from mwork.lape import record_to_file
+from mwork.runlog import setup_rule_logging
+from mwork.settings import DetectionSettings, ModelSpec
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 w = snakemake.wildcards
-job = {
-    "model": snakemake.params.model,
-    "corpus": snakemake.input.corpus,
-    "lang": w.lang,
-    "out": snakemake.output.recording,
-    "settings": snakemake.params.settings,
-    "shard": [int(w.shard), int(w.n)],
-}
-context = {"model": w.model, "lang": w.lang, "shard": f"{w.shard}/{w.n}"}
-sys.exit(run_job("mwork.jobs:record", job, snakemake.log[0], context=context))
+setup_rule_logging(snakemake.log[0], model=w.model, lang=w.lang, shard=f"{w.shard}/{w.n}")
+record_to_file(
+    ModelSpec.from_mapping(snakemake.params.model),
+    snakemake.input.corpus,
+    w.lang,
+    snakemake.output.recording,
+    DetectionSettings.from_mapping(snakemake.params.settings),
+    shard=(int(w.shard), int(w.n)),
+)

@@ -1,23 +1,20 @@
-"""Snakemake adapter of rule run_language_lens: layer-wise language shares of one model/variant.
+"""Snakemake adapter of rule run_language_lens: the layer-wise language lens of one model."""
 
-Runs in the warm worker on local runs (`mwork.worker`: imports shared, results identical).
-"""
-
-import sys
 from typing import TYPE_CHECKING
 
-from mwork.worker import run_job
+from mwork.lens import lens_to_file
+from mwork.runlog import setup_rule_logging
+from mwork.settings import LensSettings, ModelSpec
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 w = snakemake.wildcards
-job = {
-    "model": snakemake.params.model,
-    "out": snakemake.output.table,
-    "candidates": list(snakemake.params.candidates),
-    "variants": [w.lens_variant],
-    "settings": snakemake.params.settings,
-}
-context = {"model": w.model, "lens_variant": w.lens_variant}
-sys.exit(run_job("mwork.jobs:lens", job, snakemake.log[0], context=context))
+setup_rule_logging(snakemake.log[0], model=w.model, lens_variant=w.lens_variant)
+lens_to_file(
+    ModelSpec.from_mapping(snakemake.params.model),
+    snakemake.output.table,
+    list(snakemake.params.candidates),
+    [w.lens_variant],
+    LensSettings.from_mapping(snakemake.params.settings),
+)

@@ -1,23 +1,17 @@
-"""Snakemake adapter for rule train_demo_model: train the tiny demo Llama model and its tokenizer.
+"""Snakemake adapter of rule train_demo_model: the tiny demo Llama and its tokenizer (CPU)."""
 
-Inputs:  train (results/demo/world/train.jsonl, a `text` field per line).
-Params:  seed (int), train (model size and optimisation settings; see demo/config.yaml).
-Outputs: model (directory: HF model + tokenizer + train_log.json).
-"""
+from typing import TYPE_CHECKING
 
-import logging
-import sys
+from mwork.demo.train import train_demo_model
+from mwork.runlog import setup_rule_logging
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (injected by Snakemake)
-logging.basicConfig(
-    level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
-)
+if TYPE_CHECKING:
+    from snakemake.script import snakemake
 
-from mwork.demo.train import train_demo_model  # noqa: E402
-
+setup_rule_logging(snakemake.log[0], seed=snakemake.params.seed)
 train_demo_model(
-    snakemake.input.train,  # noqa: F821
-    snakemake.output.model,  # noqa: F821
-    train=dict(snakemake.params.train),  # noqa: F821
-    seed=int(snakemake.params.seed),  # noqa: F821
+    snakemake.input.train,
+    snakemake.output.model,
+    train=dict(snakemake.params.train),
+    seed=int(snakemake.params.seed),
 )

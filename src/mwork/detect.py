@@ -21,18 +21,19 @@ from mwork.adapters import COMPONENTS, ModelAdapter
 from mwork.corpus import file_sha256, read_corpus, sample_documents, shard_documents
 from mwork.errors import MworkError
 from mwork.languages import check_language
-from mwork.modeling import config_shape, model_fingerprint, read_model_config, resolve_device
+from mwork.modeling import (
+    config_shape,
+    load_spec,
+    model_fingerprint,
+    read_model_config,
+    resolve_device,
+)
 from mwork.neuronset import (
     NeuronSet,
-    derive_variant,
-    load_neuron_set,
-    merge_neuron_sets,
     save_neuron_set,
     select_by_fraction,
 )
-from mwork.neuronstats import summarize_files
-from mwork.plnd import PLNDProbe, work_dtype
-from mwork.qkkernel import qk_kernel_used
+from mwork.plnd import PLNDProbe, qk_kernel_used, work_dtype
 from mwork.settings import DetectionSettings, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def detect_neurons(
             scores = probe.run(ids.to(device), mask.to(device))
             for c in COMPONENTS:
                 counts[c] += count_selected(scores[c], rule[c])
-    counts = {c: t.cpu() for c, t in counts.items()}
+    counts = {c: t.cpu().numpy() for c, t in counts.items()}  # NeuronSet holds numpy
     n_docs = len(docs)
     info = {
         "n_layers": str(adapter.n_layers),
@@ -253,7 +254,7 @@ def detect_to_file(
     docs = read_corpus(corpus)  # validate the corpus before paying for the model load
     docs = shard_documents(sample_documents(docs, settings.n_docs, settings.seed), *shard)
     torch.manual_seed(settings.seed)
-    hf_model, tokenizer, adapter = spec.load(device)
+    hf_model, tokenizer, adapter = load_spec(spec, device)
     log.info(
         "model %s (%s, %d layers, units %s); %d documents of %s; settings %s",
         spec.ref,
@@ -282,32 +283,3 @@ def detect_to_file(
         ns.total_units(),
     )
     return ns
-
-
-def merge_shards_to_file(shards: list[str | Path], out: str | Path) -> NeuronSet:
-    """Merge the document shards of one (model, language) into its neuron file."""
-    merged = merge_neuron_sets([load_neuron_set(p) for p in shards])
-    save_neuron_set(merged, out)
-    log.info("%d documents, %d language-specific neurons", merged.n_docs, merged.count())
-    return merged
-
-
-def derive_variant_to_file(
-    neurons: str | Path, others: list[str | Path], variant: str, out: str | Path
-) -> NeuronSet:
-    """App. E variant: `minus-en` (N_L minus N_en) or `minus-shared` (minus the overlap of all)."""
-    ns = load_neuron_set(neurons)
-    derived = derive_variant(
-        ns,
-        [load_neuron_set(p) for p in others],
-        all_overlap=(variant == "minus-shared"),
-        variant=variant,
-    )
-    save_neuron_set(derived, out)
-    log.info("%s: %d -> %d neurons", variant, ns.count(), derived.count())
-    return derived
-
-
-def summarize_to_file(neuron_files: list[str | Path], out: str | Path) -> None:
-    """Tidy per-layer counts of every neuron file of a model (summary.csv)."""
-    summarize_files([str(p) for p in neuron_files], out)

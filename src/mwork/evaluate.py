@@ -1,32 +1,40 @@
-"""Evaluation runs (paper §3, Tables 1-5, 11-17): score tasks with one language's neurons masked.
+"""Evaluation jobs (paper §3 Tables 1-5, 11-17; §4 Fig. 4, Table 6): one model load, every task.
 
-The runner behind rules/evaluate.smk. One run = (model, run label, mask language L, task specs):
-the model is loaded once, L's language-specific neurons become the condition's selection
-(`mwork.selection`), and every task spec (English and L, the paper's "En-D" and "L-D") is
-scored inside one masking context (`mwork.mask`) in a single lm-eval call (`mwork.harness`).
-The baseline is the label `none` with mask language `none` (no neuron file, nothing masked).
-A fine-tuned run (`ft_{kind}-{N}`, paper §4) masks nothing: the delta file of L's (kind, N) run
-(`mwork.finetune.delta`) is written into the freshly loaded base model (load it in float32:
-lr-2e-6 changes vanish in bf16), then the same tasks are scored.
-Run labels: `mwork.runlabel.RunLabel`. Result JSONs: schema `mwork.scores.RESULT_SCHEMA`, read
-back by `mwork.scores`.
+The stage behind rules/evaluate.smk. One job = (model, run label, tasks): the model is loaded once,
+then each task (`TaskRun`: a benchmark and its language L) is scored in its own lm-eval call
+(`mwork.harness`). A job covers one language (the default) or every language of the label
+(`evaluation.group_languages`, for small models where start-up costs dominate):
+- a masked label: L's language-specific neurons become the condition's selection for that task
+  (`mwork.selection`; the `equal` count rule compares the task's own table, `count_peers`) and
+  are masked (`mwork.mask`) around the call, English and L (the paper's "En-D" and "L-D");
+- a fine-tuned label (`ft_{kind}-{N}`, §4): nothing is masked; the delta file of L's (kind, N)
+  run (`mwork.finetune.delta`) is written into the loaded base model (load it in float32:
+  lr-2e-6 changes vanish in bf16) and the original values are put back after L's tasks;
+- the baseline (label `none`): L alone, unmasked.
+The job writes one JSON (schema `mwork.scores.RESULT_SCHEMA`): the job's model, label and
+language ("all" for a grouped job), and one entry per (task, L, evaluated language) in `runs`,
+read back by `mwork.scores`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mwork.atomic import write_json
 from mwork.errors import MworkError
-from mwork.finetune.delta import Delta, apply_delta, load_delta
+from mwork.finetune.delta import Delta, DeltaSlice, apply_delta, load_delta
 from mwork.harness import evaluate_tasks
 from mwork.lmeval_tasks import TaskSpec
 from mwork.mask import mask_neurons
-from mwork.modeling import model_fingerprint
-from mwork.neuronset import load_neuron_set
+from mwork.modeling import load_spec, model_fingerprint
+from mwork.neuronset import NeuronSet, load_neuron_set
 from mwork.runlabel import BASELINE, CountRule, RunLabel, layer_regions
 from mwork.scores import RESULT_SCHEMA
 from mwork.selection import condition_selection, neuron_counts
@@ -35,36 +43,47 @@ from mwork.settings import EvaluationSettings, ModelSpec
 log = logging.getLogger(__name__)
 
 
-def _split_outputs(
-    out_json: str | Path | Mapping[str, str | Path], langs: Iterable[str]
-) -> dict[str | None, Path]:
-    """eval_lang -> output path (key None: one file for every language)."""
-    langs = list(dict.fromkeys(langs))
-    if isinstance(out_json, str | Path):
-        return {None: Path(out_json)}
-    outs = {k: Path(v) for k, v in out_json.items()}
-    if set(outs) != set(langs):
-        raise MworkError(
-            f"outputs are given for languages {sorted(outs)} but tasks are in {sorted(langs)}",
-            "give one output per evaluated language",
-        )
-    return outs
+@dataclass(frozen=True)
+class TaskRun:
+    """One task of an evaluation job.
+
+    Attributes:
+        task: benchmark name (mgsm, xquad, xcsqa, xlsum).
+        lang: the mask language (masked and fine-tuned runs) or the baseline's language.
+        specs: the task in each evaluated language (English and the mask language, or the
+            baseline's one language), scored together in one lm-eval call.
+        count_peers: run labels of the task's table (the `equal` count rule; planned by
+            `mwork.plan.Plan.count_peers`).
+    """
+
+    task: str
+    lang: str
+    specs: tuple[TaskSpec, ...]
+    count_peers: tuple[str, ...] = ()
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | TaskRun) -> TaskRun:
+        """From the planner's mapping {task, lang, specs: [TaskSpec mappings], count_peers}."""
+        if isinstance(values, TaskRun):
+            return values
+        specs = tuple(TaskSpec.from_config(s) for s in values["specs"])
+        if not specs or any(s.task != values["task"] for s in specs):
+            raise MworkError(
+                f"task run {values['task']!r} has specs of {[s.task for s in specs]}",
+                "give one or more specs of that task",
+            )
+        peers = tuple(values.get("count_peers", ()))
+        return cls(values["task"], values["lang"], specs, peers)
 
 
-def _check_delta(
-    delta_file: str | Path | None, run: RunLabel, mask_lang: str, spec: ModelSpec
-) -> Delta:
+def _check_delta(delta_file: str | Path, run: RunLabel, lang: str, spec: ModelSpec) -> Delta:
     """The delta of a fine-tuned run label, checked against the label and language (no model load)."""
-    if delta_file is None:
-        raise MworkError(
-            f"run {run.text} needs the delta file of its fine-tuning", "pass the .delta.safetensors"
-        )
     delta = load_delta(delta_file)
     have = (delta.meta.get("language"), delta.mode, delta.meta.get("n_docs"))
-    if have != (mask_lang, run.finetune, str(run.n_docs)):
+    if have != (lang, run.finetune, str(run.n_docs)):
         raise MworkError(
             f"delta file {delta_file} holds a {have[1]} run on {have[2]} {have[0]} documents, "
-            f"but the run is {run.text} for {mask_lang}",
+            f"but the run is {run.text} for {lang}",
             "pass the matching delta file",
         )
     if spec.dtype in ("bfloat16", "float16"):
@@ -77,132 +96,185 @@ def _check_delta(
     return delta
 
 
-def evaluate_run(
+def _check_neurons(neuron_file: str | Path, run: RunLabel, lang: str) -> None:
+    """The neuron file holds `lang`'s set of the label's variant (header only, no model load)."""
+    meta = load_neuron_set(neuron_file).meta
+    file_lang, file_variant = meta.get("language"), meta.get("variant", "all")
+    if file_lang != lang or file_variant != run.variant:
+        raise MworkError(
+            f"neuron file {neuron_file} holds {file_lang}/{file_variant} neurons, "
+            f"but the run masks {lang}/{run.variant}",
+            "pass the matching neuron file",
+        )
+
+
+@contextmanager
+def _delta_applied(model: Any, delta: Delta) -> Iterator[None]:
+    """The delta's values written into `model`, the original values put back afterwards (exact)."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        slices = {
+            n: DeltaSlice(
+                s.dim, s.index, params[n].index_select(s.dim, s.index.to(params[n].device)).clone()
+            )
+            for n, s in delta.slices.items()
+            if n in params
+        }
+        full = {n: params[n].detach().clone() for n in delta.full if n in params}
+    apply_delta(model, delta)  # refuses another base model by fingerprint
+    try:
+        yield
+    finally:
+        apply_delta(model, Delta(delta.mode, slices=slices, full=full), check_fingerprint=False)
+
+
+def evaluate_job(
     spec: ModelSpec,
-    label: str,
-    mask_lang: str,
-    neuron_file: str | Path | None,
-    task_specs: Iterable[Mapping[str, Any] | TaskSpec],
-    out_json: str | Path | Mapping[str, str | Path],
+    label: str | RunLabel,
+    lang: str,
+    sources: Mapping[str, str | Path],
+    tasks: Sequence[Mapping[str, Any] | TaskRun],
+    out_json: str | Path,
     settings: EvaluationSettings,
     device: str = "auto",
-) -> dict[str | None, dict[str, Any]]:
-    """Load the model once, mask `mask_lang`'s neurons per `label`, score every task spec.
+) -> dict[str, Any]:
+    """Load the model once and score every task of one evaluation job.
 
     Args:
         spec: the model; its n1/n2 are the default layer split (labels may override them).
-        label: run label (`mwork.runlabel.RunLabel`), "none" for the unmasked baseline.
-        mask_lang: language whose neurons are deactivated ("none" for the baseline).
-        neuron_file: `mask_lang`'s neuron file (variant file for `.minus-*` labels); None for "none";
-            for a fine-tuned label (`ft_{kind}-{N}`) the delta file of that run.
-        task_specs: `mwork.lmeval_tasks.TaskSpec` mappings, typically English and `mask_lang`.
-        out_json: one path for all tasks, or {eval_lang: path} (one file per evaluated language).
-        settings: lm-eval batch size, item limit, generation length, mask mode.
+        label: run label (`mwork.runlabel.RunLabel`); "none" for the unmasked baseline.
+        lang: the job's language (recorded in the file), "all" for a grouped job.
+        sources: language -> its neuron file (the variant's file for `.minus-*` labels), or its
+            delta file for a fine-tuned label; empty for the baseline. One per task language.
+        tasks: the job's tasks (`TaskRun` or the planner's mappings).
+        out_json: the job's result file.
+        settings: lm-eval batch size, item limit, generation length, mask mode, count rule.
         device: "auto", "cpu", "cuda", ...
 
     Returns:
-        {eval_lang or None: JSON content} of the files written. Each JSON holds the run
-        (model, condition, label, variant, seed, mask_lang, eval_langs, n1, n2, neuron counts) and
-        `mwork.harness.evaluate_tasks`' lm_eval_version, settings and tasks.
+        The JSON written: {schema, model, label, lang, runs: [one entry per (task, language,
+        evaluated language): model, condition, base_condition, label, variant, seed, mask_lang,
+        n_layers, n1, n2, neuron_file, neurons and count_rule (masked), finetune (fine-tuned),
+        eval_langs, lm_eval_version, settings, tasks]}.
 
     Raises:
-        MworkError: bad label, neuron file of another model/language/variant, or layer mismatch.
+        MworkError: bad label, neuron or delta file of another model/language/variant, a task
+            language without its file, no tasks, or a layer mismatch; all but the fingerprint
+            check before the model load.
     """
-    run = RunLabel.parse(label)
-    count = CountRule.from_settings(settings)  # checked before the model load
-    specs = [TaskSpec.from_config(s) for s in task_specs]
-    if not specs:
-        raise MworkError("no task specs given", "list at least one {task, lang}")
-    outs = _split_outputs(out_json, (s.lang for s in specs))
-    if run.is_baseline != (mask_lang == BASELINE) or (not run.is_baseline and neuron_file is None):
+    run = label if isinstance(label, RunLabel) else RunLabel.parse(label)
+    runs = [TaskRun.from_mapping(t) for t in tasks]
+    if not runs:
+        raise MworkError(f"evaluation job {run.text}/{lang} has no tasks", "plan at least one")
+    langs = list(dict.fromkeys(t.lang for t in runs))
+    want = set() if run.is_baseline else set(langs)
+    if set(sources) != want:
         raise MworkError(
-            f"condition {label!r} with mask language {mask_lang!r}",
-            "the baseline is condition 'none' with mask_lang 'none'; other conditions need a neuron file",
+            f"run {run.text} has files for {sorted(sources)} but tasks in {sorted(want)}",
+            "the baseline takes no file; masked runs need each language's neuron file, "
+            "fine-tuned runs its delta",
         )
     n1, n2 = (spec.n1, spec.n2) if run.is_baseline or run.is_finetuned else spec.split()
-    delta = _check_delta(neuron_file, run, mask_lang, spec) if run.is_finetuned else None
-    if not run.is_baseline and delta is None:  # cheap checks before paying for the model load
-        meta = load_neuron_set(neuron_file).meta
-        file_lang, file_variant = meta.get("language"), meta.get("variant", "all")
-        if file_lang != mask_lang or file_variant != run.variant:
-            raise MworkError(
-                f"neuron file {neuron_file} holds {file_lang}/{file_variant} neurons, "
-                f"but the run masks {mask_lang}/{run.variant}",
-                "pass the matching neuron file",
-            )
-    model, tokenizer, adapter = spec.load(device)
+    deltas = {l: _check_delta(sources[l], run, l, spec) for l in langs} if run.is_finetuned else {}
+    masked = not run.is_baseline and not run.is_finetuned
+    if masked:
+        for l in langs:
+            _check_neurons(sources[l], run, l)
+    model, tokenizer, adapter = load_spec(spec, device)
     fingerprint = model_fingerprint(model)
-    if delta is not None:  # refuses another base model by fingerprint
-        apply_delta(model, delta)
-    eff_n1, eff_n2 = run.layer_split(n1, n2)
-    run_info: dict[str, Any] = {
-        "schema": RESULT_SCHEMA,
-        "model": spec.label,
-        "model_ref": spec.ref,
-        "model_fingerprint": fingerprint,
-        "condition": run.table_condition,
-        "label": run.text,
-        "variant": run.variant,
-        "seed": run.seed,
-        "mask_lang": mask_lang,
-        "n_layers": adapter.n_layers,
-        "n1": eff_n1,
-        "n2": eff_n2,
-        "neuron_file": None if neuron_file is None else str(neuron_file),
-    }
-    if delta is not None:
-        run_info["finetune"] = {
-            "kind": run.finetune,
-            "n_docs": run.n_docs,
-            "dtype": spec.dtype,
-            "delta_summary": delta.meta.get("summary", "{}"),
-        }
-    intervention = None
-    if not run.is_baseline and delta is None:
-        ns = load_neuron_set(neuron_file, expect_fingerprint=fingerprint)
-        selection = condition_selection(
-            run.split_condition, ns, adapter.n_layers, n1, n2, run.seed or 0, count=count
-        )
-        run_info["neurons"] = neuron_counts(
-            selection, layer_regions(adapter.n_layers, eff_n1, eff_n2)
-        )
-        run_info["count_rule"] = count.describe()
-
-        def intervention():
-            return mask_neurons(adapter, selection, settings.mask_mode)
-
-        log.info(
-            "%s: masking %d %s neurons of %s (%s)",
-            run.text,
-            run_info["neurons"]["total"],
-            run.variant,
-            mask_lang,
-            run_info["neurons"]["by_region"],
-        )
-    result = evaluate_tasks(
-        model,
-        tokenizer,
-        specs,
-        None,
-        batch_size=settings.batch_size,
-        limit=settings.limit,
-        max_gen_toks=settings.max_gen_toks,
-        intervention=intervention,
+    sets = (
+        {l: load_neuron_set(sources[l], expect_fingerprint=fingerprint) for l in langs}
+        if masked
+        else {}
     )
-    written: dict[str | None, dict[str, Any]] = {}
-    for lang, path in outs.items():
-        tasks = {
-            k: v for k, v in result["tasks"].items() if lang is None or v["spec"]["lang"] == lang
+    eff_n1, eff_n2 = run.layer_split(n1, n2)
+    entries = []
+    for task in runs:
+        info: dict[str, Any] = {
+            "model": spec.label,
+            "model_ref": spec.ref,
+            "model_fingerprint": fingerprint,
+            "condition": run.table_condition,
+            "base_condition": run.base_condition,
+            "label": run.text,
+            "variant": run.variant,
+            "seed": run.seed,
+            "mask_lang": BASELINE if run.is_baseline else task.lang,
+            "n_layers": adapter.n_layers,
+            "n1": eff_n1,
+            "n2": eff_n2,
+            "neuron_file": str(sources[task.lang]) if task.lang in sources else None,
         }
-        eval_langs = sorted({v["spec"]["lang"] for v in tasks.values()})
-        data = {
-            **run_info,
-            "eval_langs": eval_langs,
-            "lm_eval_version": result["lm_eval_version"],
-            "settings": result["settings"],
-            "tasks": tasks,
-        }
-        write_json(path, data)
-        written[lang] = data
-        log.info("wrote %s (%s)", path, ", ".join(f"{k}={v['metrics']}" for k, v in tasks.items()))
-    return written
+        intervention, delta = None, deltas.get(task.lang)
+        if delta is not None:
+            info["finetune"] = {
+                "kind": run.finetune,
+                "n_docs": run.n_docs,
+                "dtype": spec.dtype,
+                "delta_summary": delta.meta.get("summary", "{}"),
+            }
+            intervention = lambda d=delta: _delta_applied(model, d)  # noqa: E731
+        elif masked:
+            count = CountRule(settings.count, settings.attn_n, settings.ffn_n, task.count_peers)
+            info, intervention = _masking(
+                info, run, sets[task.lang], adapter, (n1, n2), count, settings
+            )
+        result = evaluate_tasks(
+            model,
+            tokenizer,
+            task.specs,
+            None,
+            batch_size=settings.batch_size,
+            limit=settings.limit,
+            max_gen_toks=settings.max_gen_toks,
+            intervention=intervention,
+        )
+        for eval_lang in dict.fromkeys(s.lang for s in task.specs):
+            scored = {k: v for k, v in result["tasks"].items() if v["spec"]["lang"] == eval_lang}
+            entries.append(
+                {
+                    **info,
+                    "eval_langs": [eval_lang],
+                    "lm_eval_version": result["lm_eval_version"],
+                    "settings": result["settings"],
+                    "tasks": scored,
+                }
+            )
+            log.info(
+                "%s %s/%s: %s",
+                run.text,
+                task.task,
+                eval_lang,
+                ", ".join(f"{k}={v['metrics']}" for k, v in scored.items()),
+            )
+    data = {"schema": RESULT_SCHEMA, "model": spec.label, "label": run.text, "lang": lang}
+    data["runs"] = entries
+    write_json(out_json, data)
+    log.info("wrote %s (%d task x language entries)", out_json, len(entries))
+    return data
+
+
+def _masking(
+    info: dict[str, Any],
+    run: RunLabel,
+    ns: NeuronSet,
+    adapter: Any,
+    split: tuple[int, int],
+    count: CountRule,
+    settings: EvaluationSettings,
+) -> tuple[dict[str, Any], Any]:
+    """The run record and mask factory of one task: the label's selection under the task's rule."""
+    n1, n2 = split
+    seed = run.seed or 0  # the label's seed (random conditions)
+    selection = condition_selection(run.split_condition, ns, adapter.n_layers, n1, n2, seed, count)
+    regions = layer_regions(adapter.n_layers, info["n1"], info["n2"])
+    info = {**info, "neurons": neuron_counts(selection, regions), "count_rule": count.describe()}
+    log.info(
+        "%s: masking %d %s neurons of %s (%s)",
+        run.text,
+        info["neurons"]["total"],
+        run.variant,
+        info["mask_lang"],
+        info["neurons"]["by_region"],
+    )
+    return info, lambda: mask_neurons(adapter, selection, settings.mask_mode)

@@ -129,11 +129,12 @@ _RUN = re.compile(r"^(?P<cond>.+?)(?:\.(?P<variant>minus-en|minus-shared))?(?:-s
 FINETUNE_KINDS: tuple[str, ...] = ("ls", "random", "full")
 FINETUNE_PREFIX = "ft_"
 _FT = re.compile(r"^ft_(?P<kind>ls|random|full)-(?P<n>\d+)$")
-RUN_LABEL_PATTERN = (
-    r"(?:(?:(?:D|R)_(?:U|S|S_attn|S_ffn|G|UG|all)|(?:Dbar|Rbar)_S_attn)"
+# masked runs only (the `{condition}` wildcard of evaluate_condition)
+CONDITION_LABEL_PATTERN = (
+    r"(?:(?:D|R)_(?:U|S|S_attn|S_ffn|G|UG|all)|(?:Dbar|Rbar)_S_attn)"
     r"(?:-n1_\d+)?(?:-n2_\d+)?(?:\.minus-en|\.minus-shared)?(?:-s\d+)?"
-    r"|ft_(?:ls|random|full)-\d+)"
 )
+RUN_LABEL_PATTERN = rf"(?:{CONDITION_LABEL_PATTERN}|ft_(?:ls|random|full)-\d+)"
 
 
 def is_finetune_label(label: str) -> bool:

@@ -1,4 +1,4 @@
-"""Logging set-up shared by the Snakemake script adapters: everything goes to the rule's log.
+"""Logging set-up of the Snakemake scripts: everything a job prints goes to its rule log.
 
 An `MworkError` raised by the job is the log's last line (`error: <problem>; <fix>`), exit 2.
 """
@@ -25,18 +25,14 @@ def setup_rule_logging(log_path: str, **context: object) -> logging.Logger:
     )
     log = logging.getLogger("mwork.rule")
     sys.excepthook = _log_mwork_error
-    import torch
-
     import mwork
 
-    cuda = torch.version.cuda if torch.cuda.is_available() else "none"
-    log.info(
-        "mwork %s, python %s, torch %s (cuda %s)",
-        mwork.__version__,
-        platform.python_version(),
-        torch.__version__,
-        cuda,
-    )
+    versions = f"mwork {mwork.__version__}, python {platform.python_version()}"
+    torch = sys.modules.get("torch")  # logged when the job uses it; light jobs never import it
+    if torch is not None:
+        cuda = torch.version.cuda if torch.cuda.is_available() else "none"
+        versions += f", torch {torch.__version__} (cuda {cuda})"
+    log.info("%s", versions)
     for key, value in context.items():
         log.info("%s: %s", key, value)
     return log

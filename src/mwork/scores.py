@@ -1,10 +1,13 @@
 """Evaluation result JSONs -> one tidy per-item score table (the tables' only input).
 
-`tidy_scores` reads the JSONs written by `mwork.evaluate.evaluate_run` (schema `RESULT_SCHEMA`)
-and returns one row per scored item in the `SCORE_COLUMNS` schema:
+`tidy_scores` reads the JSONs written by `mwork.evaluate.evaluate_job` (schema `RESULT_SCHEMA`:
+one file per evaluation job, one entry per (task, evaluated language) in its `runs`) and returns
+one row per scored item in the `SCORE_COLUMNS` schema:
 
     model      str   model name
     condition  str   run label without the seed ("none" = baseline), e.g. D_U-n1_6.minus-en
+    base_condition str  the condition alone (D_U for D_U-n1_6.minus-en; ft_ls-400; none): what
+                     tables and plots group by
     variant    str   neuron-set variant: all, minus-en, minus-shared
     n1, n2     int   the label's layer-split overrides (-1: the model's own)
     mask_lang  str   language whose neurons are deactivated; "none" for the baseline
@@ -32,10 +35,11 @@ from mwork.atomic import write_csv
 from mwork.errors import MworkError
 from mwork.runlabel import RunLabel
 
-RESULT_SCHEMA = "mwork.deactivation/1"  # written by mwork.evaluate, read here
+RESULT_SCHEMA = "mwork.evaluation/2"  # written by mwork.evaluate, read here
 SCORE_COLUMNS: tuple[str, ...] = (
     "model",
     "condition",
+    "base_condition",
     "variant",
     "n1",
     "n2",
@@ -51,7 +55,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
 
 
 def load_eval_json(path: str | Path) -> dict[str, Any]:
-    """Read one run JSON and check its schema."""
+    """Read one evaluation job's JSON and check its schema."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -60,15 +64,20 @@ def load_eval_json(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA:
         raise MworkError(
-            f"{path} is not an mwork deactivation result", f"expected schema {RESULT_SCHEMA}"
+            f"{path} is not an mwork evaluation result",
+            f"expected schema {RESULT_SCHEMA}; re-run its evaluation job",
         )
+    if not isinstance(data.get("runs"), list) or not data["runs"]:
+        raise MworkError(f"{path} holds no scored runs", "re-run its evaluation job")
     return data
 
 
 def label_columns(condition: str) -> dict[str, Any]:
-    """The tidy label columns (variant, n1, n2) of a score row's condition (-1: no override)."""
+    """The tidy label columns (base_condition, variant, n1, n2) of a score row's condition (-1:
+    no override)."""
     run = RunLabel.parse(condition)
     return {
+        "base_condition": run.base_condition,
         "variant": run.variant,
         "n1": -1 if run.n1 is None else run.n1,
         "n2": -1 if run.n2 is None else run.n2,
@@ -84,7 +93,7 @@ def _item_ids(items: dict[str, Any]) -> list[str]:
 
 
 def run_rows(data: dict[str, Any], source: str = "?") -> list[dict[str, Any]]:
-    """Tidy rows (SCORE_COLUMNS) of one run JSON; `source` names it in error messages."""
+    """Tidy rows (SCORE_COLUMNS) of one run entry of a job's JSON; `source` names it in errors."""
     rows = []
     seed = -1 if data.get("seed") is None else int(data["seed"])
     label = label_columns(data["condition"])
@@ -125,7 +134,8 @@ def tidy_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
     """One row per scored item over all run JSONs (columns SCORE_COLUMNS, value in [0, 1])."""
     rows = []
     for path in paths:
-        rows += run_rows(load_eval_json(path), str(path))
+        for entry in load_eval_json(path)["runs"]:
+            rows += run_rows(entry, str(path))
     return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
 
 

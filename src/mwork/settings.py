@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,7 +87,8 @@ class FromMapping:
 
 @dataclass(frozen=True)
 class ModelSpec(FromMapping):
-    """One model of the config (`models.<alias>`), as a job needs it.
+    """One model of the config (`models.<alias>`), as a job needs it (loaded by
+    `mwork.modeling.load_spec`).
 
     Attributes:
         ref: local directory or hub id.
@@ -120,22 +120,6 @@ class ModelSpec(FromMapping):
                 f"model {self.label} has no n1/n2 layer split", "set models.<alias>.n1 and n2"
             )
         return self.n1, self.n2
-
-    def load(self, device: str = "auto"):
-        """Load (model, tokenizer, adapter) and check the layer count against `n_layers`."""
-        from mwork.modeling import load_model
-
-        model, tokenizer, adapter = load_model(self.ref, self.dtype, device, self.trust_remote_code)
-        if self.n_layers is not None and self.n_layers != adapter.n_layers:
-            raise MworkError(
-                f"config says {self.label} has {self.n_layers} layers but the model has {adapter.n_layers}",
-                "fix models.<alias>.n_layers in the config",
-            )
-        # benchmarks/rule_costs.py splits a job's time at this line: fixed cost before, work after
-        logging.getLogger("mwork.settings").info(
-            "model loaded: %s (%s, %d layers)", self.label, self.dtype, adapter.n_layers
-        )
-        return model, tokenizer, adapter
 
 
 @dataclass(frozen=True)
@@ -175,10 +159,10 @@ class DetectionSettings(FromMapping):
         n_docs: documents sampled per language (None: all of the corpus).
         batch_size: documents per forward pass (no effect on results).
         qk_budget_mb: working memory of one Q/K scoring block (None: derived from the device).
-        qk_scoring: "exact" (Eq. 8) or "first-order" (its linearisation, mwork.qkapprox; an
-            approximation, paper importance only).
-        qk_kernel: "auto", "compiled" or "torch": the C kernel of Eq. 8 on CPU (mwork.qkkernel;
-            same results up to rounding), when it builds / always / never.
+        qk_scoring: "exact" (Eq. 8) or "first-order" (its linearisation,
+            mwork.plnd.first_order; an approximation, paper importance only).
+        qk_kernel: "auto", "compiled" or "torch": the C kernel of Eq. 8 on CPU
+            (mwork.plnd.kernel; same results up to rounding), when it builds / always / never.
     """
 
     SECTION: ClassVar[str] = "detection"
@@ -199,9 +183,7 @@ class DetectionSettings(FromMapping):
 
     def validate(self) -> None:
         """Raise MworkError on settings no detection can run with."""
-        from mwork.plnd import IMPORTANCE_MODES
-        from mwork.qkapprox import check_qk_scoring
-        from mwork.qkkernel import check_kernel_mode
+        from mwork.plnd import IMPORTANCE_MODES, check_kernel_mode, check_qk_scoring
 
         if self.importance not in IMPORTANCE_MODES:
             raise MworkError(
@@ -266,9 +248,6 @@ class EvaluationSettings(FromMapping):
     count: str = schema_field("deactivation/count")
     attn_n: int | None = schema_field("deactivation/attn_n")
     ffn_n: int | None = schema_field("deactivation/ffn_n")
-    # run labels of the table the job's condition belongs to (the `equal` count rule); derived
-    # by the workflow (rules/common.smk get_count_peers), not a config key
-    count_peers: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

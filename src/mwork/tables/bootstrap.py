@@ -37,13 +37,13 @@ def _label_or_free(condition: str) -> dict[str, object]:
     try:
         return label_columns(condition)
     except MworkError:
-        return {"variant": "all", "n1": -1, "n2": -1}
+        return {"base_condition": condition, "variant": "all", "n1": -1, "n2": -1}
 
 
 def validate_scores(df: pd.DataFrame) -> pd.DataFrame:
     """A checked copy: required columns, types, canonical condition labels, no duplicate items."""
     df = df.copy()
-    derived = [c for c in ("variant", "n1", "n2") if c not in df.columns]
+    derived = [c for c in ("base_condition", "variant", "n1", "n2") if c not in df.columns]
     if derived:  # a score table from elsewhere: derive the label columns from the condition
         labels = {c: _label_or_free(c) for c in df["condition"].astype(str).unique()}
         for col in derived:
@@ -58,7 +58,8 @@ def validate_scores(df: pd.DataFrame) -> pd.DataFrame:
     out = df[list(SCORE_COLUMNS)].copy()
     for c in ("model", "condition", "mask_lang", "task", "eval_lang", "metric", "item_id"):
         out[c] = out[c].astype(str)
-    out["variant"] = out["variant"].astype(str)
+    for c in ("base_condition", "variant"):
+        out[c] = out[c].astype(str)
     for c in ("seed", "n1", "n2", "n_masked"):
         out[c] = out[c].astype(int)
     out["value"] = out["value"].astype(float)
@@ -124,10 +125,11 @@ class ScoreStats:
         """Validate `df` (SCORE_COLUMNS) and compute every cell; `scale` multiplies item scores."""
         self.df = validate_scores(df)
         self.n_boot, self.seed, self.scale = n_boot, seed, scale
-        # condition -> its label columns (variant, n1, n2): tables group by these, not by parsing
+        # condition -> its label columns (base_condition, variant, n1, n2): tables group by
+        # these, not by parsing
         self.labels: dict[str, dict[str, object]] = (
             self.df.drop_duplicates("condition")
-            .set_index("condition")[["variant", "n1", "n2"]]
+            .set_index("condition")[["base_condition", "variant", "n1", "n2"]]
             .to_dict("index")
         )
         # (model, task, condition, mask_lang) -> neurons masked (mean over seeds; -1 unknown)

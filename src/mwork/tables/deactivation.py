@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mwork.errors import MworkError
 from mwork.languages import lang_sort_key
 from mwork.lmeval_tasks import BENCHMARKS
 from mwork.runlabel import (
@@ -19,20 +18,10 @@ from mwork.runlabel import (
     canonical_name,
     condition_table,
     is_finetune_label,
-    parse_condition,
 )
 from mwork.tables.bootstrap import NAN_STAT, ScoreStats, Stat, with_ci
 
 _MARKS = ("paper", "U", "S-ATTN", "S-FFN", "G", "neurons")
-
-
-def _base_name(condition: str) -> str:
-    """The canonical condition of a table condition (layer split and variant dropped)."""
-    try:
-        cond, _, _ = parse_condition(condition.split(".")[0])
-    except MworkError:
-        return condition
-    return BASELINE if cond is None else cond.name
 
 
 def _targets(stats: ScoreStats, english: str) -> dict[tuple[str, str, str, str], list[str]]:
@@ -115,7 +104,7 @@ def summary_table(stats: ScoreStats, english: str = "en", level: float = 0.95) -
     marks = {r["condition"]: r for r in condition_table()}
     rows = []
     for (model, task, metric, cond), per in _lang_deltas(stats, english).items():
-        base = _base_name(cond)
+        base = stats.labels[cond]["base_condition"]
         row = {
             "model": model,
             "table": BENCHMARKS[task].paper_table if task in BENCHMARKS else task,
@@ -152,7 +141,7 @@ def sweep_table(stats: ScoreStats, english: str = "en", level: float = 0.95) -> 
     n2 = [None if lab["n2"] < 0 else lab["n2"] for lab in labels]
     per = per.assign(
         base=[
-            _base_name(c) if a is not None or b is not None else ""
+            stats.labels[c]["base_condition"] if a is not None or b is not None else ""
             for c, a, b in zip(per["condition"], n1, n2, strict=True)
         ],
         n1=n1,

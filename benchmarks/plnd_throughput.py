@@ -12,10 +12,10 @@ Cases:
            head 128, FFN 14336; MistralConfig with num_hidden_layers=1), one 512-token document.
     qknorm one random Qwen3-shaped layer (hidden 1024, 16 query / 8 kv heads, head 128: per-head
            Q/K RMSNorm) and one OLMo-2-shaped layer (hidden 1024, 16 heads, head 64: RMSNorm over
-           the whole projection), one 256-token document each (mwork.qknorm scoring).
+           the whole projection), one 256-token document each (mwork.plnd.qknorm scoring).
 
 Prints, per case, the best-of-N seconds of the plain forward, of PLND FFN+V and of PLND with all
-components (Q/K included; on CPU once with the C kernel of Eq. 8, mwork.qkkernel, and once with
+components (Q/K included; on CPU once with the C kernel of Eq. 8, mwork.plnd.kernel, and once with
 torch's form), and each ratio (plain seconds / PLND seconds = PLND tokens/s ÷ forward
 tokens/s; 1.00 means detection is as fast as the forward): "÷ plain" of the best times, "median ÷"
 of the median times of each set's own interleaved plain and PLND runs (steadier on a shared machine,
@@ -37,8 +37,7 @@ import transformers
 
 from mwork.adapters import get_adapter
 from mwork.detect import count_selected
-from mwork.plnd import PLNDProbe, default_qk_budget, work_dtype
-from mwork.qkkernel import qk_kernel_used
+from mwork.plnd import PLNDProbe, default_qk_budget, qk_kernel_used, work_dtype
 
 RULE = {
     "ffn": ("top_k", 20),

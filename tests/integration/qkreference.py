@@ -2,7 +2,8 @@
 
 Everything here recomputes the attention probabilities from scratch (RoPE, GQA repeat, ALiBi,
 soft-capping, sliding window, padding) and changes one pre-RoPE Q/K dim at a time, so it shares
-no code with mwork.plnd, mwork.qkapprox or mwork.softmax_change.
+no code with mwork.plnd's scorers; the Q/K-norm reference takes only the package's rms_norm
+(checked against the HF modules in test_qknorm).
 """
 
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 import torch
 
 from mwork.adapters import AttnGeometry, attention_allowed
+from mwork.plnd.qknorm import rms_norm
 from mwork.settings import ModelSpec
 from mwork.tiny import save_tiny_model_dir
 
@@ -207,3 +209,70 @@ def tiny_detection_inputs(tmp_path: Path, n_docs: int) -> tuple[ModelSpec, Path]
     corpus = tmp_path / "en.jsonl"
     corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     return ModelSpec(ref=str(model), name="tiny", dtype="float32"), corpus
+
+
+# --- Q/K RMSNorm (Qwen3, Gemma-3 per head; OLMo-2 over the projection): literal references ---
+
+
+def removal_factors(x: torch.Tensor, eps: float, per_head: bool) -> torch.Tensor:
+    """α = ρ/ρ' for zeroing each raw dim of each token (ρ² = mean(r²) + eps over the normalised
+    group: one head's d dims, or all n·d dims).
+
+    Args:
+        x: [b, n, l, d] raw projection.
+
+    Returns:
+        [b, n, l, d]: factor α[b, h, t, i] that multiplies every normalised entry of token t's
+        normalised group when raw dim (h, i) is zeroed.
+    """
+    if per_head:
+        rho2, group = x.square().mean(-1, keepdim=True) + eps, x.shape[-1]
+    else:
+        rho2, group = x.square().mean(dim=(1, 3), keepdim=True) + eps, x.shape[1] * x.shape[-1]
+    return torch.sqrt(rho2 / (rho2 - x.square() / group))
+
+
+def reference_qk_importance(
+    q_raw: torch.Tensor, k_raw: torch.Tensor, geo: AttnGeometry, token_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 8 literally under a Q/K norm: zero each raw dim, renormalise (mwork.plnd.qknorm's
+    rms_norm), RoPE, softmax, compare.
+
+    Same arguments and result as `mwork.plnd.qknorm.qk_importance_normed`; O(units · heads · l²)
+    work.
+    """
+    norm = geo.qk_norm
+    b, n_heads, seq, d = q_raw.shape
+    n_kv = k_raw.shape[1]
+    rep = n_heads // n_kv
+    valid = token_mask.bool()
+
+    def probs(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:  # [b, H, l, l]
+        qn = rms_norm(q, norm.q_gain.to(q.dtype), norm.eps, norm.per_head)
+        kn = rms_norm(k, norm.k_gain.to(k.dtype), norm.eps, norm.per_head)
+        if geo.cos is not None:
+            qn = rope(qn, geo.cos, geo.sin)
+            kn = rope(kn, geo.cos, geo.sin)
+        kn = kn.repeat_interleave(rep, dim=1)
+        s = geo.scaling * qn @ kn.transpose(-1, -2)
+        if geo.softcap is not None:
+            s = torch.tanh(s / geo.softcap) * geo.softcap
+        if geo.bias is not None:
+            s = s + geo.bias
+        s = s.masked_fill(~geo.allowed, torch.finfo(s.dtype).min)
+        p = torch.softmax(s, dim=-1)
+        return p.masked_fill(~valid[:, None, :, None], 0.0)  # padded query rows excluded
+
+    q_raw = q_raw.masked_fill(~valid[:, None, :, None], 0.0)
+    k_raw = k_raw.masked_fill(~valid[:, None, :, None], 0.0)
+    base = probs(q_raw, k_raw)
+    out = []
+    for x, n in ((q_raw, n_heads), (k_raw, n_kv)):
+        imp = torch.zeros(b, n * d, dtype=q_raw.dtype)
+        for u in range(n * d):
+            z = x.clone()
+            z[:, u // d, :, u % d] = 0.0
+            p = probs(z, k_raw) if x is q_raw else probs(q_raw, z)
+            imp[:, u] = (p - base).flatten(1).norm(dim=1)
+        out.append(imp)
+    return out[0], out[1]

@@ -2,7 +2,7 @@
 
 The reference (qkreference.brute_force_importance) zeroes one pre-RoPE Q or K dim at a time and
 recomputes the attention probabilities from scratch (RoPE, GQA, ALiBi, soft-capping, sliding
-window, padding), so it shares no code with the blocked closed form in mwork.plnd.
+window, padding), so it shares no code with the blocked closed form in mwork.plnd.exact.
 """
 
 import pytest
@@ -12,7 +12,7 @@ from qkreference import CASES, brute_force_importance, rope_tables, synthetic_ca
 from mwork import plnd
 from mwork.adapters import AttnGeometry, attention_allowed, get_adapter
 from mwork.errors import MworkError
-from mwork.plnd import PLNDProbe, default_qk_budget, qk_importance
+from mwork.plnd import PLNDProbe, default_qk_budget, exact, qk_importance, softmax_change
 from mwork.tiny import tiny_model
 
 pytestmark = pytest.mark.usefixtures("qk_kernel")  # C kernel and torch form alike
@@ -58,7 +58,8 @@ def test_direct_form_is_used_and_exact_where_the_bound_trips(monkeypatch):
     monkeypatch.setattr(torch, "baddbmm", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     fast = qk_importance(q, k, geo, tm, budget_bytes=3000)
     assert not calls, "no pair should need the direct form at this scale"
-    monkeypatch.setitem(plnd._FAST_EXP_LIMIT, torch.float64, 1.0)  # trips for some pairs only
+    limit = softmax_change.FAST_EXP_LIMIT
+    monkeypatch.setitem(limit, torch.float64, 1.0)  # trips for some pairs only
     mixed = qk_importance(q, k, geo, tm, budget_bytes=3000)
     assert calls, "the direct form was never used"
     for e, f, m in zip(expected, fast, mixed, strict=True):
@@ -95,13 +96,13 @@ def test_steps_do_not_grow_with_length_when_memory_allows(monkeypatch):
     for seq in (64, 512):
         n = [0]
         for name in ("_score_fast", "sq_change_rows"):  # the torch form's blocks, the kernel's
-            real = getattr(plnd, name)
+            real = getattr(exact, name)
 
             def counting(*a, n=n, real=real, **kw):
                 n[0] += 1
                 return real(*a, **kw)
 
-            monkeypatch.setattr(plnd, name, counting)
+            monkeypatch.setattr(exact, name, counting)
         g = torch.Generator().manual_seed(0)
         q = torch.randn(1, 4, seq, 8, generator=g)
         k = torch.randn(1, 2, seq, 8, generator=g)

@@ -1,4 +1,4 @@
-"""The compiled Q/K kernel (mwork.qkkernel, csrc/sq_change.c) against the torch form and float64.
+"""The compiled Q/K kernel (mwork.plnd.kernel, csrc/sq_change.c) against torch and float64.
 
 Literal ablation is the reference of test_plnd_exact / test_plnd_budget, which run with the kernel
 and with the torch form (the `qk_kernel` fixture); here the kernel meets its own definition
@@ -12,14 +12,14 @@ import pytest
 import torch
 from qkreference import tiny_detection_inputs
 
-from mwork import qkkernel
 from mwork.adapters import AttnGeometry, attention_allowed
 from mwork.detect import detect_to_file
 from mwork.errors import MworkError
-from mwork.plnd import qk_importance
-from mwork.qkkernel import check_kernel_mode, kernel_for, sq_change_rows
+from mwork.plnd import kernel as qkkernel
+from mwork.plnd import kernel_build, qk_importance
+from mwork.plnd.kernel import check_kernel_mode, kernel_for, sq_change_rows
+from mwork.plnd.softmax_change import sq_change_fast
 from mwork.settings import DetectionSettings
-from mwork.softmax_change import sq_change_fast
 
 CPU = torch.device("cpu")
 
@@ -47,7 +47,7 @@ def _block(seed: int, dtype=torch.float64, two: bool = True, z_scale: float = 1.
 
 
 def _torch_form(fx1, fx2, y1, y2, p, span):
-    """mwork.softmax_change's form on the same block (spans as p = 0; empty rows left out)."""
+    """mwork.plnd.softmax_change's form on the same block (spans as p = 0; empty rows left out)."""
     rows = span[1] > span[0]
     z = fx1[:, :, None] * y1[:, None]
     if fx2 is not None:
@@ -124,10 +124,10 @@ def test_qk_importance_kernel_and_torch_agree_in_float32():
 def fresh_kernel(tmp_path, monkeypatch):
     """An empty kernel cache and no loaded kernel; restored afterwards."""
     monkeypatch.setenv("MWORK_KERNEL_CACHE", str(tmp_path / "kernels"))
-    qkkernel._load.cache_clear()
+    kernel_build.load_kernel.cache_clear()
     qkkernel._warn_once.cache_clear()
     yield tmp_path / "kernels"
-    qkkernel._load.cache_clear()
+    kernel_build.load_kernel.cache_clear()
     qkkernel._warn_once.cache_clear()
 
 
@@ -136,7 +136,7 @@ def test_built_once_then_taken_from_the_cache(fresh_kernel):
     built = sorted(fresh_kernel.iterdir())
     assert [p.suffix for p in built] == [".so"] and built[0].name.startswith("sq_change_f32_")
     stamp = built[0].stat().st_mtime_ns
-    qkkernel._load.cache_clear()
+    kernel_build.load_kernel.cache_clear()
     assert kernel_for("auto", CPU, torch.float32)
     assert sorted(fresh_kernel.iterdir()) == built and built[0].stat().st_mtime_ns == stamp
 
@@ -146,7 +146,7 @@ def test_no_compiler_falls_back_under_auto_and_is_an_error_under_compiled(
 ):
     monkeypatch.setenv("CC", "/nonexistent/cc")
     monkeypatch.setenv("PATH", "/nonexistent")
-    with caplog.at_level(logging.WARNING, logger="mwork.qkkernel"):
+    with caplog.at_level(logging.WARNING, logger="mwork.plnd.kernel"):
         assert not kernel_for("auto", CPU, torch.float32)
         assert not kernel_for("auto", CPU, torch.float32)
     assert len([r for r in caplog.records if "falls back to torch" in r.message]) == 1

@@ -7,10 +7,11 @@ adapters' norm description against the HF modules themselves.
 
 import pytest
 import torch
+from qkreference import reference_qk_importance, removal_factors
 
-from mwork import qknorm, softmax_change
 from mwork.adapters import AttnGeometry, QKNorm, attention_allowed, get_adapter
-from mwork.qknorm import qk_importance_normed, reference_qk_importance, removal_factors, rms_norm
+from mwork.plnd import softmax_change, terms
+from mwork.plnd.qknorm import qk_importance_normed, rms_norm
 from mwork.tiny import QK_NORM_FAMILIES, tiny_model
 
 
@@ -110,18 +111,18 @@ def test_adapter_norm_matches_the_hf_modules(family):
 
 @pytest.fixture(params=[True, False], ids=["compiled", "torch"])
 def kernel(request) -> bool:
-    """Score the multiplicative blocks with the C kernel (mwork.qkkernel) or torch's form."""
+    """Score the multiplicative blocks with the C kernel (mwork.plnd.kernel) or torch's form."""
     return request.param
 
 
 class _Calls:
     """Counts calls of the fast (multiplicative: torch form or C kernel) and direct block
-    scorers of mwork.qknorm."""
+    scorers of mwork.plnd.terms."""
 
     def __init__(self, monkeypatch):
         self.fast = self.direct = 0
-        real_fast, real_kernel = qknorm.sq_change_fast, qknorm._kernel_block
-        real_direct = qknorm._score_direct
+        real_fast, real_kernel = terms.sq_change_fast, terms._kernel_block
+        real_direct = terms._score_direct
 
         def fast(*a, real=real_fast, **kw):
             self.fast += 1
@@ -131,9 +132,9 @@ class _Calls:
             self.direct += 1
             return real_direct(*a, **kw)
 
-        monkeypatch.setattr(qknorm, "sq_change_fast", fast)
-        monkeypatch.setattr(qknorm, "_kernel_block", lambda *a, **kw: fast(*a, real=real_kernel))
-        monkeypatch.setattr(qknorm, "_score_direct", direct)
+        monkeypatch.setattr(terms, "sq_change_fast", fast)
+        monkeypatch.setattr(terms, "_kernel_block", lambda *a, **kw: fast(*a, real=real_kernel))
+        monkeypatch.setattr(terms, "_score_direct", direct)
 
 
 def _normed_case(
@@ -223,7 +224,7 @@ def test_overflow_guard_falls_back_to_the_direct_form(per_head, rope, groups, mo
     """Outlier tokens (α up to ~10) with large gains push the bound on |z| past the float64 limit
     for some (head, row block, dim) entries only: those are scored directly, the rest stays
     multiplicative, and the sum is exact; also with the bound shared by groups of row blocks."""
-    monkeypatch.setattr(qknorm, "_MAX_BOUND_GROUPS", groups)  # 10 row blocks: 10 or 3 groups
+    monkeypatch.setattr(terms, "_MAX_BOUND_GROUPS", groups)  # 10 row blocks: 10 or 3 groups
     q, k, geo, tm = _normed_case(
         per_head, rope, gain=6.0, scaling=1.0, outliers=40.0, seq=70, window=None, bias=True
     )
@@ -234,7 +235,7 @@ def test_overflow_guard_falls_back_to_the_direct_form(per_head, rope, groups, mo
 
 @pytest.mark.parametrize("per_head", [True, False])
 def test_forced_fallback_mixes_paths_within_blocks(per_head, monkeypatch, kernel):
-    """A low limit (real dict of mwork.softmax_change) splits single blocks between both forms."""
+    """A low limit (real dict of mwork.plnd.softmax_change) splits single blocks between both forms."""
     monkeypatch.setitem(softmax_change.FAST_EXP_LIMIT, torch.float64, 3.0)
     q, k, geo, tm = _normed_case(per_head, True, bias=True)
     calls = _Calls(monkeypatch)

@@ -6,9 +6,9 @@ model's scaling, f its soft-capping (tanh(x/c)·c, or the identity) + mask, and
 
     Δ[t, s] = x1[t]·y1[s] + x2[t]·y2[s]          (x2/y2: RoPE's partner dim; absent without RoPE)
 
-the term that zeroing the dim removes from the scores (see `mwork.plnd._Removal`). Linearising
-the softmax around p = softmax(f(S)) with δ = −s·Δ and g = f'(S) (1 − tanh²(S/c) under
-soft-capping, else 1): p' − p ≈ J δ, (Jδ)_s = p_s (g_s δ_s − Σ_s' p_s' g_s' δ_s'), so
+the term that zeroing the dim removes from the scores (see `mwork.plnd.removal.Removal`).
+Linearising the softmax around p = softmax(f(S)) with δ = −s·Δ and g = f'(S) (1 − tanh²(S/c)
+under soft-capping, else 1): p' − p ≈ J δ, (Jδ)_s = p_s (g_s δ_s − Σ_s' p_s' g_s' δ_s'), so
 
     ||Jδ||² = s² · Σ_s p_s² (u_s − ū)²,   u_s = g_s (x1 y1_s + x2 y2_s),   ū = Σ_s p_s u_s
             = s² · (A − 2 ū B + ū² C)
@@ -25,7 +25,7 @@ per-(document, head, dim) constant is subtracted from y1 or y2 (Σ_s p_s = 1), s
 centred on their document mean first, which keeps the cancellation in A − 2ūB + ū²C small. The
 value per (row, dim) is clamped at ≥ 0 before the sum over rows (rounding can make the expanded
 form slightly negative). Padded keys get p = 0 and padded rows x = 0, so a whole padded batch is
-scored at once (no per-document loop); `mwork.plnd.qk_importance` sums K over the query heads of
+scored at once (no per-document loop); `mwork.plnd.qk.qk_importance` sums K over the query heads of
 its group and takes the square root, as in the exact mode.
 
 The error is second order in the perturbation: the approximation is good where removing one dim
@@ -44,7 +44,7 @@ from mwork.errors import MworkError
 
 if TYPE_CHECKING:
     from mwork.adapters import AttnGeometry
-    from mwork.plnd import _Removal
+    from mwork.plnd.removal import Removal
 
 QK_SCORING_MODES = ("exact", "first-order")
 """`detection.qk_scoring`: exact Eq. 8 (default) or its first-order expansion (this module)."""
@@ -83,7 +83,7 @@ def check_qk_scoring(qk_scoring: str, importance: str, has_qk_norm: bool = False
 
 def score_batch_first_order(
     q: torch.Tensor,
-    removals: list[_Removal],
+    removals: list[Removal],
     k: torch.Tensor,
     geo: AttnGeometry,
     token_mask: torch.Tensor,
@@ -146,7 +146,7 @@ def score_batch_first_order(
 
 
 def _key_terms(
-    rem: _Removal, blk: tuple[slice, slice], keys: tuple[int, int], n_real: torch.Tensor | None
+    rem: Removal, blk: tuple[slice, slice], keys: tuple[int, int], n_real: torch.Tensor | None
 ) -> torch.Tensor:
     """[bb, hb, ns, m·d] key tensors of a block: (y1, y2, y1², y2², y1·y2), or (y1, y1²).
 
@@ -232,6 +232,7 @@ def _probs_and_slope(
         th = torch.tanh(s / softcap)
         s = th * softcap
         g = 1 - th.square()
-    # finite fill, as mwork.plnd._probs: a row that sees no key gives a uniform row, not NaN
+    # finite fill, as mwork.plnd.softmax_change.masked_probs: a row that sees no key gives a
+    # uniform row, not NaN
     s = s.masked_fill(~allowed, torch.finfo(s.dtype).min)
     return torch.softmax(s, dim=-1), g

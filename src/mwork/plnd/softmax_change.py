@@ -7,8 +7,8 @@ With p = softmax(L) over keys s and a perturbation z of the logits (no soft-capp
 (the *multiplicative form*): one exp per (row, key, column) and two reductions over keys, both
 matrix products. It needs e^z finite, i.e. |z| ≤ FAST_EXP_LIMIT of the dtype; callers bound |z|
 before the exp and score the rest (and everything under soft-capping) with the direct form
-softmax(f(L + z)) − softmax(f(L)), using `masked_probs`. Shared by mwork.plnd (no Q/K norm) and
-mwork.qknorm (Q/K RMSNorm).
+softmax(f(L + z)) − softmax(f(L)), using `masked_probs`. Shared by mwork.plnd.exact (no Q/K norm)
+and mwork.plnd.terms (Q/K RMSNorm).
 """
 
 from __future__ import annotations

@@ -1,42 +1,31 @@
 """The compiled CPU kernel of Eq. 8's multiplicative form (csrc/sq_change.c), fused over keys.
 
-mwork.softmax_change writes every logit change z [heads, rows, keys, dims] to memory and makes five
-passes over it; on a CPU those passes, not the arithmetic, set the time of Q/K scoring. The C
+mwork.plnd.softmax_change writes every logit change z [heads, rows, keys, dims] to memory and makes
+five passes over it; on a CPU those passes, not the arithmetic, set the time of Q/K scoring. The C
 kernel takes one query row and 16 dims (one vector) at a time: z, e^z and e^z − 1 in registers,
 the second key sum over an L1-sized buffer, in float32 (float64 for float64 data) with the row
 sums in double. It is exact up to rounding like the torch form (tested against it and against
 literal ablation in float64; more accurate in float32, see the C file), deterministic, and
 independent of the thread count: each head's rows are summed by one thread.
 
-The source is compiled on first use with the system C compiler ($CC, else Python's, else `cc`;
-`-O3`, `-march=native` where accepted) into a cache keyed by source, compiler, flags and CPU
-($MWORK_KERNEL_CACHE, default ~/.cache/mwork/kernels), written to a temporary name and renamed, so
-concurrent jobs and machines of one cluster can share it. `detection.qk_kernel`: "auto" (the
-kernel on CPU for head dims ≥ AUTO_MIN_HEAD_DIM when it compiles, torch otherwise: logged once),
-"compiled" (every head dim; an error when it does not compile, raised before any model load),
-"torch" (never). GPU tensors always take torch.
+The source is compiled on first use into a cache (mwork.plnd.kernel_build). `detection.qk_kernel`:
+"auto" (the kernel on CPU for head dims ≥ AUTO_MIN_HEAD_DIM when it compiles, torch otherwise:
+logged once), "compiled" (every head dim; an error when it does not compile, raised before any
+model load), "torch" (never). GPU tensors always take torch.
 """
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
 import logging
 import os
-import platform
-import shutil
-import subprocess
-import sysconfig
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from importlib import resources
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from mwork.errors import MworkError
+from mwork.plnd.kernel_build import KERNEL_DTYPES, KernelUnavailable, load_kernel
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +36,6 @@ AUTO_MIN_HEAD_DIM = LANES
 """Under "auto" smaller heads take torch's form: at head dim 8 half of each vector is padding and
 the per-block overhead dominates (stories260K, 40 documents: kernel 7.0 s vs torch 4.5 s; the demo
 model, head dim 32: detection 18.2 -> 15.6 s; the 7B layer, 128: Q/K 2.0 -> 0.5 s)."""
-_FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno")
-_TUNING = (("-march=native", "-mprefer-vector-width=512"), ("-march=native",), ())
-"""Tried in order: the first set the compiler accepts (AVX-512 vectors where the CPU has them)."""
-_TYPES = {torch.float32: ("f32", ()), torch.float64: ("f64", ("-DMW_DOUBLE",))}
-_ARGTYPES = [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 11
-
-
-class KernelUnavailable(RuntimeError):
-    """The C kernel could not be compiled or loaded (the message says why)."""
 
 
 def check_kernel_mode(mode: str) -> None:
@@ -74,12 +54,12 @@ def kernel_for(
     raises MworkError where the kernel does not build.
     """
     _check_known(mode)
-    if mode == "torch" or torch.device(device).type != "cpu" or dtype not in _TYPES:
+    if mode == "torch" or torch.device(device).type != "cpu" or dtype not in KERNEL_DTYPES:
         return False
     if mode == "auto" and head_dim is not None and head_dim < AUTO_MIN_HEAD_DIM:
         return False
     try:
-        _load(dtype)
+        load_kernel(dtype)
     except KernelUnavailable as e:
         if mode == "compiled":
             raise MworkError(
@@ -131,7 +111,8 @@ def sq_change_rows(
 
         z[h,t,s,i] = fx1[h,t,i]·y1[h,s,i] + fx2[h,t,i]·y2[h,s,i] + (g_row[h,t,i] + g_key[h,s,i])·s0[h,t,s]
 
-    (each part optional: mwork.plnd passes the rank-1 parts, mwork.qknorm also the factors).
+    (each part optional: mwork.plnd.exact passes the rank-1 parts, mwork.plnd.terms also the
+    factors).
 
     Args:
         fx1, fx2, g_row: [hb, tb, d] row parts, or None.
@@ -141,9 +122,9 @@ def sq_change_rows(
         s0: [hb, tb, ns] the scores g_row/g_key multiply (needed with either).
 
     Returns:
-        [hb, d], as mwork.softmax_change.sq_change_fast(z, p) up to rounding.
+        [hb, d], as mwork.plnd.softmax_change.sq_change_fast(z, p) up to rounding.
     """
-    fn = _load(p.dtype)
+    fn = load_kernel(p.dtype)
     hb, tb, ns = p.shape
     rows, keys = (fx1, fx2, g_row), (y1, y2, g_key)
     d = next(x.shape[-1] for x in rows + keys if x is not None)
@@ -205,95 +186,3 @@ def _pool(n: int) -> ThreadPoolExecutor:
 
 
 os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked job (mwork.worker) gets its own
-
-
-@cache
-def _load(dtype: torch.dtype):
-    """The kernel's C function for dtype, compiled into the cache when needed."""
-    suffix, defines = _TYPES[dtype]
-    path = _compiled(suffix, defines)
-    try:
-        fn = ctypes.CDLL(str(path)).mw_sq_change
-    except (OSError, AttributeError) as e:
-        raise KernelUnavailable(f"cannot load {path}: {e}") from None
-    fn.argtypes, fn.restype = _ARGTYPES, ctypes.c_int
-    return fn
-
-
-def cache_dir() -> Path:
-    """Where compiled kernels are kept: $MWORK_KERNEL_CACHE or ~/.cache/mwork/kernels."""
-    env = os.environ.get("MWORK_KERNEL_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mwork" / "kernels"
-
-
-def _compiler() -> list[str]:
-    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    cmd = cc.split()
-    if shutil.which(cmd[0]) is None:
-        cmd = ["cc"]
-    if shutil.which(cmd[0]) is None:
-        raise KernelUnavailable(f"no C compiler found (CC={cc!r})")
-    return cmd
-
-
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-
-
-def _compiled(suffix: str, defines: tuple[str, ...]) -> Path:
-    """Path of the compiled kernel for these defines, compiling it when not cached."""
-    try:
-        return _compile(suffix, defines)
-    except (OSError, subprocess.SubprocessError) as e:  # unwritable cache, compiler hangs, ...
-        raise KernelUnavailable(
-            f"cannot build it in {cache_dir()} ({e}); set MWORK_KERNEL_CACHE to a writable "
-            "directory"
-        ) from None
-
-
-def _compile(suffix: str, defines: tuple[str, ...]) -> Path:
-    source = resources.files("mwork").joinpath("csrc/sq_change.c").read_bytes()
-    cc = _compiler()
-    version = _run([*cc, "--version"]).stdout.splitlines()[:1]
-    key = hashlib.sha256()
-    for part in (
-        source,
-        *cc,
-        *version,
-        *_FLAGS,
-        *_TUNING,
-        *defines,
-        platform.machine(),
-        _cpu_flags(),
-    ):
-        key.update(str(part).encode() + b"\0")
-    out = cache_dir() / f"sq_change_{suffix}_{key.hexdigest()[:16]}.so"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
-        src, lib = Path(tmp) / "sq_change.c", Path(tmp) / out.name
-        src.write_bytes(source)
-        for tuning in _TUNING:
-            res = _run([*cc, *_FLAGS, *tuning, *defines, str(src), "-o", str(lib), "-lm"])
-            if res.returncode == 0:
-                break
-        if res.returncode != 0:
-            msg = (res.stderr.strip().splitlines() or ["no message"])[-1]
-            raise KernelUnavailable(f"{' '.join(cc)} failed: {msg}")
-        os.replace(lib, out)  # atomic: concurrent jobs see a whole library or none
-    return out
-
-
-def _cpu_flags() -> str:
-    """The CPU's feature flags (Linux), so -march=native builds are not shared across CPUs."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
-    return platform.processor()

@@ -1,4 +1,4 @@
-"""Agreement and speed of first-order Q/K scoring (mwork.qkapprox) against exact Eq. 8.
+"""Agreement and speed of first-order Q/K scoring (mwork.plnd.first_order) against exact Eq. 8.
 
     python benchmarks/qk_approx_agreement.py [--demo-model DIR] [--demo-corpus DIR]
         [--demo-config demo/config.yaml] [--langs en,de,fr,zh,es,ru]
@@ -42,6 +42,7 @@ from mwork.adapters import AttnGeometry, attention_allowed
 from mwork.atomic import atomic_write_text
 from mwork.corpus import read_corpus, sample_documents
 from mwork.detect import count_selected, padded_batches, selection_rule
+from mwork.modeling import load_spec
 from mwork.neuronset import select_by_fraction
 from mwork.plnd import PLNDProbe, qk_importance
 from mwork.settings import DetectionSettings, ModelSpec
@@ -170,7 +171,8 @@ def run_case(
     repeats: int,
 ) -> list[Agreement]:
     settings.validate()
-    model, tokenizer, adapter = ModelSpec(ref=model_dir, name=case, dtype="float32").load("cpu")
+    spec = ModelSpec(ref=model_dir, name=case, dtype="float32")
+    model, tokenizer, adapter = load_spec(spec, "cpu")
     out = []
     for lang, path in corpora.items():
         docs = sample_documents(read_corpus(path), settings.n_docs, settings.seed)

@@ -2,7 +2,7 @@
 
 Reads a run directory's `benchmarks/{rule}/**.tsv` (Snakemake `benchmark:` files: wall seconds
 `s`, `cpu_time`) and the matching `logs/{rule}/**.log`. A job's *work* is the time from the log
-line "model loaded" (`mwork.settings.ModelSpec.load`; older logs: the first line after the load)
+line "model loaded" (`mwork.modeling.load_spec`; older logs: the first line after the load)
 to the job's last log line; *fixed* is the
 rest of its wall time (interpreter start, imports, model and data loading). Rules without a model
 load count entirely as work.

@@ -38,6 +38,7 @@ from mwork.adapters import get_adapter
 from mwork.atomic import write_csv
 from mwork.errors import MworkError
 from mwork.lid import TokenLanguageIdentifier
+from mwork.modeling import load_spec
 from mwork.settings import LensSettings, ModelSpec
 
 VARIANTS: tuple[str, ...] = ("released", "released_layer0", "normed")
@@ -295,7 +296,7 @@ def lens_to_file(
     log = logging.getLogger("mwork.lens")
     prompts = load_lens_prompts(settings.prompts)
     lid = TokenLanguageIdentifier(candidates, settings.lid_backend, min_prob=settings.lid_min_prob)
-    model, tokenizer, adapter = spec.load(device)
+    model, tokenizer, adapter = load_spec(spec, device)
     log.info(
         "lens: %s (%d layers), variants %s, top_k %d, max_new_tokens %d, LID %s (min_prob %.2f), %d prompts",
         spec.ref,

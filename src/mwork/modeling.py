@@ -3,19 +3,27 @@
 `trust_remote_code` stays off unless the config says so; a missing local path, a directory without
 config/weights/tokenizer, an unknown hub id offline, an unsupported architecture, truncated weights
 or weights that do not match the config (missing/unexpected keys) each give a one-line error.
+`load_spec` loads the model a job's `mwork.settings.ModelSpec` names and checks its layer count.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import torch
 
 from mwork.adapters import get_adapter, supported_architectures
 from mwork.errors import MworkError
+
+if TYPE_CHECKING:
+    from mwork.settings import ModelSpec
+
+log = logging.getLogger(__name__)
 
 DTYPES = {
     "float32": torch.float32,
@@ -228,6 +236,28 @@ def load_model(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return model, tokenizer, get_adapter(model)
+
+
+def load_spec(spec: ModelSpec, device: str = "auto"):
+    """Load (model, tokenizer, adapter) of a config model and check its layer count.
+
+    Args:
+        spec: the model (`models.<alias>`): ref, dtype, trust_remote_code, and n_layers, which
+            must match the loaded model when set.
+        device: "auto", "cpu", "cuda", ...
+
+    Returns:
+        (model, tokenizer, adapter), as `load_model`.
+    """
+    model, tokenizer, adapter = load_model(spec.ref, spec.dtype, device, spec.trust_remote_code)
+    if spec.n_layers is not None and spec.n_layers != adapter.n_layers:
+        raise MworkError(
+            f"config says {spec.label} has {spec.n_layers} layers but the model has {adapter.n_layers}",
+            "fix models.<alias>.n_layers in the config",
+        )
+    # benchmarks/rule_costs.py splits a job's time at this line: fixed cost before, work after
+    log.info("model loaded: %s (%s, %d layers)", spec.label, spec.dtype, adapter.n_layers)
+    return model, tokenizer, adapter
 
 
 def model_fingerprint(model: torch.nn.Module, samples: int = 4096) -> str:

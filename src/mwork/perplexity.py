@@ -18,7 +18,7 @@ from mwork.atomic import atomic_write_text, write_csv
 from mwork.corpus import read_corpus
 from mwork.errors import MworkError
 from mwork.mask import mask_neurons
-from mwork.modeling import model_fingerprint
+from mwork.modeling import load_spec, model_fingerprint
 from mwork.neuronset import load_neuron_set
 from mwork.runlabel import CountRule
 from mwork.selection import condition_selection
@@ -90,7 +90,7 @@ def deactivation_ppl(
     n1, n2 = spec.split()
     check_detector(neuron_files, detector)
     count = CountRule.from_settings(settings)  # D_all alone: `equal` masks all of N_L
-    model, tokenizer, adapter = spec.load(device)
+    model, tokenizer, adapter = load_spec(spec, device)
     tokenizer.padding_side = "right"
     fingerprint = model_fingerprint(model)
     texts = {lang: read_corpus(p)[: settings.n_texts] for lang, p in heldout_files.items()}

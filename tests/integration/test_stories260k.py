@@ -16,6 +16,7 @@ import torch
 from mwork.detect import detect_to_file
 from mwork.evaluate import evaluate_run
 from mwork.mask import mask_neurons
+from mwork.modeling import load_spec
 from mwork.neuronset import load_neuron_set
 from mwork.perplexity import perplexity
 from mwork.scores import collect_scores
@@ -53,7 +54,7 @@ def test_corpus_detection_masked_evaluation_tables(spec, tmp_path, monkeypatch):
     assert ns.count() < ns.total_units()  # a strict subset is language-specific
 
     # the masked model is really different on held-out English, and restored afterwards
-    model, tok, adapter = spec.load("cpu")
+    model, tok, adapter = load_spec(spec, "cpu")
     tok.padding_side = "right"
     held = [json.loads(x)["text"] for x in lines[900:930]]
     base = perplexity(model, tok, held, batch_size=10, max_tokens=64)

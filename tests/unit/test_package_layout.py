@@ -10,6 +10,8 @@ is not an edge (Python runs a package's __init__ before its submodules in any ca
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,10 @@ def test_cycle_finder_and_edges():
         "mwork.plnd",  # a name defined in the package's __init__
         "mwork.lmeval_tasks.hooks",
     }
+
+
+def test_settings_do_not_load_torch():
+    """Settings are plain config (loading a model is mwork.modeling.load_spec's): no torch import."""
+    code = "import sys, mwork.settings; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Developer entry point: each command sets up its own virtualenv (.venv) on first use.
 #   bash run.sh test     install + format/lint checks + the test suite (what CI runs)
-#   bash run.sh lint     only the format/lint checks (ruff, snakefmt, snakemake --lint)
+#   bash run.sh lint     only the format/lint checks (ruff, snakefmt, snakemake --lint) and the
+#                        docs site (mkdocs build --strict into the git-ignored site/)
 #   bash run.sh demo     install + run the embedded demo end to end (offline, 2 CPU cores)
 #   bash run.sh setup    only create/refresh .venv
 # Needs only Python >= 3.11 with venv (Debian/Ubuntu: apt-get install python3-venv).
@@ -44,6 +45,9 @@ lint() {
   "$VENV/bin/ruff" format --check .
   "$VENV/bin/snakefmt" --check Snakefile rules/
   "$VENV/bin/python" -m snakemake --lint
+  # the docs site: a broken link, anchor or nav entry fails (mkdocs.yml validation); no --quiet,
+  # which would hide the warnings that strict mode counts
+  "$VENV/bin/mkdocs" build --strict --site-dir site
 }
 
 case "${1:-}" in

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from mwork.atomic import atomic_write_text, write_csv
+from mwork.layout import TABLE_FILES
 from mwork.scores import SCORE_COLUMNS
 from mwork.tables.bootstrap import ScoreStats
 from mwork.tables.deactivation import (
@@ -23,17 +24,6 @@ from mwork.tables.deactivation import (
 )
 from mwork.tables.enhancement import EnhancementSettings, fig4_table, table6
 from mwork.tables.render import enhancement_wide, fold_ci, per_language_wide, to_markdown
-
-# all_tables key -> file stem under results/{model}/tables/
-TABLE_FILES: dict[str, str] = {
-    "baseline": "table11_baselines",
-    "table1": "table1_xlsum",
-    "per_language": "tables14_17_per_language",
-    "summary": "tables2_5_summary",
-    "sweep": "tables12_13_sweep",
-    "fig4": "fig4_enhancement",
-    "table6": "table6_low_resource",
-}
 
 
 def all_tables(

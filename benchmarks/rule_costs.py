@@ -1,6 +1,7 @@
 """Per rule: fixed cost (process start, imports, model load) vs work, from a finished run.
 
-Reads a run directory's `benchmarks/{rule}/**.tsv` (Snakemake `benchmark:` files: wall seconds
+Reads a run directory's `logs/benchmarks/{rule}/**.tsv` (Snakemake `benchmark:` files; runs
+before the one-process-per-job release wrote `benchmarks/{rule}/`, read as well: wall seconds
 `s`, `cpu_time`) and the matching `logs/{rule}/**.log`. A job's *work* is the time from the log
 line "model loaded" (`mwork.modeling.load_spec`; older logs: the first line after the load)
 to the job's last log line; *fixed* is the
@@ -44,8 +45,11 @@ def _stamps(log: Path) -> tuple[dt.datetime | None, dt.datetime | None]:
 def rule_costs(run_dir: Path) -> pd.DataFrame:
     """One row per rule: jobs, wall seconds (sum), fixed and work seconds (sums), cpu seconds."""
     rows = []
-    for tsv in sorted((run_dir / "benchmarks").glob("*/**/*.tsv")):
-        rel = tsv.relative_to(run_dir / "benchmarks")
+    bench_dir = run_dir / "logs" / "benchmarks"
+    if not bench_dir.is_dir():
+        bench_dir = run_dir / "benchmarks"  # runs of earlier releases
+    for tsv in sorted(bench_dir.glob("*/**/*.tsv")):
+        rel = tsv.relative_to(bench_dir)
         rule = rel.parts[0]
         bench = pd.read_csv(tsv, sep="\t").iloc[0]
         log = (run_dir / "logs" / rel).with_suffix(".log")
@@ -57,9 +61,7 @@ def rule_costs(run_dir: Path) -> pd.DataFrame:
                 work = min(wall, (last - loaded).total_seconds())
         rows.append({"rule": rule, "wall": wall, "work": work, "cpu": float(bench["cpu_time"])})
     if not rows:
-        raise SystemExit(
-            f"error: no benchmark files under {run_dir / 'benchmarks'}; run the workflow first"
-        )
+        raise SystemExit(f"error: no benchmark files under {bench_dir}; run the workflow first")
     df = pd.DataFrame(rows)
     out = df.groupby("rule").agg(
         jobs=("wall", "size"), wall_s=("wall", "sum"), work_s=("work", "sum"), cpu_s=("cpu", "sum")

@@ -2,7 +2,7 @@
 the GPU-hours per stage scaled from a finished demo run's `benchmark:` files.
 
     .venv/bin/python benchmarks/study_plan.py                      # job counts only
-    .venv/bin/python benchmarks/study_plan.py --run .              # + estimate from ./benchmarks/
+    .venv/bin/python benchmarks/study_plan.py --run .              # + estimate from ./logs/benchmarks/
     .venv/bin/python benchmarks/study_plan.py --run . --model-factor 2.0
 
 Estimate per GPU rule = study jobs x (demo mean seconds per job) x work ratio x model factor:
@@ -73,9 +73,9 @@ def job_counts(config: Path) -> tuple[dict[str, int], float, float]:
 
 
 def mean_seconds(run: Path) -> dict[str, float]:
-    """Mean wall seconds per job of each rule, from <run>/benchmarks/<rule>/**/*.tsv."""
+    """Mean wall seconds per job of each rule, from <run>/logs/benchmarks/<rule>/**/*.tsv."""
     out = {}
-    for rule_dir in sorted((run / "benchmarks").iterdir()):
+    for rule_dir in sorted((run / "logs" / "benchmarks").iterdir()):
         secs = []
         for tsv in rule_dir.rglob("*.tsv"):
             with tsv.open() as f:
@@ -114,7 +114,9 @@ def work_ratios(study: dict, demo: dict) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", type=Path, default=ROOT / "config.yaml", help="the study's config")
-    ap.add_argument("--run", type=Path, help="a finished demo run directory (holds benchmarks/)")
+    ap.add_argument(
+        "--run", type=Path, help="a finished demo run directory (holds logs/benchmarks/)"
+    )
     ap.add_argument(
         "--demo-config",
         type=Path,
@@ -141,8 +143,8 @@ def main() -> None:
         print(f"| {rule} | {n} | {'yes' if rule in gpus else ''} |")
     if args.run is None:
         return
-    if not (args.run / "benchmarks").is_dir():
-        sys.exit(f"error: no benchmarks/ in {args.run}; run the demo first (bash run.sh demo)")
+    if not (args.run / "logs" / "benchmarks").is_dir():
+        sys.exit(f"error: no logs/benchmarks/ in {args.run}; run the demo first (bash run.sh demo)")
     secs = mean_seconds(args.run)
     ratio = work_ratios(
         yaml.safe_load(args.config.read_text()), yaml.safe_load(args.demo_config.read_text())

@@ -1,13 +1,15 @@
 """The embedded demo's DAG: its config validates and plans, and a reduced demo runs end to end."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from wfhelpers import copy_run, edit_config, planned, shrunk_demo_config, write_config
+from wfhelpers import copy_config, copy_run, edit_config, planned
 
+from mwork.layout import TABLE_FILES
 from mwork.neuronset import load_neuron_set
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +32,7 @@ def test_demo_config_validates_and_plans_every_stage(tmp_path):
         "detect_neurons",
         "evaluate_condition",
         "evaluate_baseline",
+        "evaluate_finetuned",
         "make_tables",
         "measure_deactivation_ppl",
         "run_language_lens",
@@ -50,45 +53,12 @@ def test_demo_config_validates_and_plans_every_stage(tmp_path):
     assert "vicuna" not in res.stdout and "mistral-7b" not in res.stdout
 
 
-def reduced_config(tmp: Path) -> Path:
-    """demo/config.yaml shrunk: two languages, a small world, 12 training steps, few items."""
-    langs = ["en", "zh"]
-    cfg = shrunk_demo_config(
-        {
-            "xquad": ["R_U", "D_U", "D_S"],  # two LS: equal counts
-            "mgsm": ["Dbar_S_attn.minus-en"],
-            "xcsqa": ["D_S_ffn"],
-            "xlsum": ["D_all"],
-        },
-        train_docs=200,
-        steps=12,
-        log_every=4,
-        detection={"compare_lape": True},
-        langs=langs,
-    )
-    cfg["perplexity"].update(n_texts=4, seeds=[0])
-    cfg["figures"]["lens"].update(variants=["normed"], max_new_tokens=2)
-    # fine-tuning: zh (made scarce), N 2 and 4 of the wiki articles, all three kinds, one task
-    cfg["demo"]["world"]["language_weights"] = {"zh": 0.5}
-    cfg["finetune"].update(
-        high_resource=["zh"],
-        low_resource=[],
-        n_docs=[2, 4],
-        baseline_n_docs=4,
-        tasks={"xcsqa": ["zh"]},
-        batch_size=2,
-        micro_batch_size=2,
-        max_length=32,
-    )
-    cfg["finetune"]["wiki"].update(pool_size=8)
-    cfg["demo"]["world"]["wiki_docs"] = 8  # a tiny world repeats articles: 8 keep >= 4 unique
-    return write_config(tmp, cfg)
-
-
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
+    """The reduced demo (.test/config_demo.yaml): two languages, a small world, 12 training
+    steps, few items, every stage."""
     wd = tmp_path_factory.mktemp("demo")
-    cfg = reduced_config(wd)
+    cfg = copy_config("demo", wd)
     res = snakemake("--configfile", str(cfg), "-d", str(wd), "--cores", "2", cwd=wd)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     return wd
@@ -117,10 +87,11 @@ def test_reduced_demo_runs_every_stage(demo_run):
     for kind, n in (("ls", 2), ("ls", 4), ("random", 4), ("full", 4)):
         delta = r / "demo-llama" / "finetune" / f"{kind}-{n}" / "zh.delta.safetensors"
         assert delta.stat().st_size > 0, delta
-        for lang in ("en", "zh"):
-            assert (
-                r / "demo-llama" / "eval" / f"ft_{kind}-{n}" / "zh" / "xcsqa" / f"{lang}.json"
-            ).exists()
+        result = json.loads((r / "demo-llama" / "eval" / f"ft_{kind}-{n}" / "zh.json").read_text())
+        assert [(e["mask_lang"], e["eval_langs"]) for e in result["runs"]] == [
+            ("zh", ["en"]),
+            ("zh", ["zh"]),
+        ]
     fig4 = pd.read_csv(r / "demo-llama" / "tables" / "fig4_enhancement.csv")
     assert {"Original", "Random-4", "Full-4", "LS-2", "LS-4"} <= set(fig4["method"])
     assert set(fig4["task"]) == {"xcsqa"} and set(fig4["lang"]) == {"avg", "en"}
@@ -197,3 +168,8 @@ def test_reduced_demo_report_builds(demo_run):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     html = out.read_text(encoding="utf-8", errors="replace")
     assert "Layer-wise language lens" in html and len(html) > 100_000
+    # every table the study makes is in the report, with its caption
+    for stem in TABLE_FILES.values():
+        assert f"{stem}.csv" in html, stem
+    for caption in ("Tables 2-5", "Table 11.", "Tables 12/13.", "Tables 14-17.", "Table 1."):
+        assert caption in html, caption

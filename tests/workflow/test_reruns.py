@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import validate
 from wfhelpers import ROOT, copy_run, snakemake
+
+from mwork.plan import Plan
 
 MTIME = ("--rerun-triggers", "mtime")
 
@@ -81,7 +84,7 @@ def test_changing_one_corpus_replans_only_that_languages_jobs(run_copy):
         "eval_only": 1,
         "neurons_only": 1,
     }
-    assert not [o for o in outputs if re.search(r"/(en\.\d-of-2|en)\.safetensors$|/none/none/", o)]
+    assert not [o for o in outputs if re.search(r"/(en\.\d-of-2|en)\.safetensors$|/eval/none/", o)]
     assert "results/demo-llama/neurons/en.minus-shared.safetensors" in outputs
 
 
@@ -99,7 +102,7 @@ def test_a_killed_sharded_detection_recomputes_only_the_missing_shard(run_copy):
     ]
     for rel in killed:
         (r / rel).unlink()
-    shutil.rmtree(r / "eval" / "D_U")
+    (r / "eval" / "D_U" / "zh.json").unlink()
     shutil.rmtree(r / "tables")
     jobs = dry_run(run_copy, "eval_only", "neurons_only")
     detect = [outs for rule, outs in jobs if rule == "detect_neurons"]
@@ -118,12 +121,9 @@ def test_a_killed_sharded_detection_recomputes_only_the_missing_shard(run_copy):
 
 
 def test_one_condition_reruns_alone(run_copy):
-    target = "results/demo-llama/eval/D_U/zh/xquad/zh.json"
+    target = "results/demo-llama/eval/D_U/zh.json"
     for args in ([target, "-R", "evaluate_condition"], ["-f", target]):
-        jobs = dry_run(run_copy, *args)
-        assert jobs == [("evaluate_condition", [target.replace("zh.json", "en.json"), target])], (
-            args
-        )
+        assert dry_run(run_copy, *args) == [("evaluate_condition", [target])], args
 
 
 # --- the paper's study (config.yaml), completed by touching ------------------------------------
@@ -149,6 +149,13 @@ def study(tmp_path_factory) -> Path:
     return wd
 
 
+def study_jobs(model: str) -> dict[tuple[str, str], list]:
+    """mwork.plan's evaluation jobs of one model of config.yaml (label, language) -> tasks."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    validate(config, schema=str(ROOT / "src/mwork/data/config.schema.yaml"), set_default=True)
+    return Plan(config).eval_jobs(model)
+
+
 def test_one_model_reruns_alone(study):
     jobs = dry_run(
         study,
@@ -157,23 +164,27 @@ def test_one_model_reruns_alone(study):
         "evaluate_baseline",
         "evaluate_condition",
     )
+    planned_jobs = study_jobs("vicuna-7b")
+    baselines = sum(1 for label, _ in planned_jobs if label == "none")
     assert counts(jobs) == {
-        "evaluate_baseline": 21,
-        "evaluate_condition": 102,
+        "evaluate_baseline": baselines,
+        "evaluate_condition": len(planned_jobs) - baselines,
         "collect_scores": 1,
         "make_tables": 1,
     }
     assert all("results/vicuna-7b/" in o for _, outs in jobs for o in outs)
 
 
-def test_one_task_reruns_alone(study):
+def test_one_language_reruns_alone(study):
+    """One job per (model, label, language): forcing Chinese's results reruns nothing else."""
     jsons = sorted(
-        str(p.relative_to(study)) for p in study.glob("results/vicuna-7b/eval/*/*/mgsm/*.json")
+        str(p.relative_to(study)) for p in study.glob("results/vicuna-7b/eval/*/zh.json")
     )
     jobs = dry_run(study, "-R", "evaluate_baseline", "evaluate_condition", targets=tuple(jsons))
-    # 6 baselines; 8 conditions x 5 non-English languages, each job writing en + the language
-    assert counts(jobs) == {"evaluate_baseline": 6, "evaluate_condition": 40}
-    assert all("/mgsm/" in o for _, outs in jobs for o in outs)
+    labels = [label for label, lang in study_jobs("vicuna-7b") if lang == "zh"]
+    assert len(jobs) == len(jsons) == len(labels) > 20
+    assert counts(jobs) == {"evaluate_baseline": 1, "evaluate_condition": len(labels) - 1}
+    assert all(o.endswith("/zh.json") for _, outs in jobs for o in outs)
 
 
 def test_touching_one_corpus_of_the_study_replans_only_that_language(study):
@@ -192,4 +203,4 @@ def test_touching_one_corpus_of_the_study_replans_only_that_language(study):
         if rule in ("detect_neurons", "merge_neuron_shards"):
             assert all("/fr." in o for o in outs), outs
         if rule == "evaluate_condition":  # masks fr, or uses a minus-shared set that subtracts fr
-            assert any("/fr/" in o for o in outs) or "minus-shared" in outs[0], outs
+            assert outs[0].endswith("/fr.json") or "minus-shared" in outs[0], outs

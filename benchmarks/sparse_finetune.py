@@ -34,7 +34,8 @@ import time
 import torch
 
 from mwork.adapters import COMPONENTS, get_adapter
-from mwork.finetune.train import FinetuneSettings, FinetuneTrainer
+from mwork.finetune.settings import FinetuneSettings
+from mwork.finetune.trainer import FinetuneTrainer
 from mwork.tiny import tiny_model
 
 DEMO_SHAPE = dict(

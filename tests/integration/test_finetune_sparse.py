@@ -11,8 +11,10 @@ import torch
 from mwork.adapters import COMPONENTS, get_adapter
 from mwork.errors import MworkError
 from mwork.finetune.delta import apply_delta, delta_tensors, serialize
+from mwork.finetune.run import finetune
+from mwork.finetune.settings import FinetuneSettings
 from mwork.finetune.sparse import attach_sparse, slice_plan
-from mwork.finetune.train import FinetuneSettings, FinetuneTrainer, finetune
+from mwork.finetune.trainer import FinetuneTrainer
 from mwork.neuronset import NeuronSet
 from mwork.tiny import FAMILIES, tiny_model, train_tokenizer
 
@@ -207,7 +209,7 @@ def test_empty_selection_trains_nothing_and_says_so(tokenizer, caplog):
     empty = {
         c: torch.zeros(adapter.n_layers, adapter.n_units(c), dtype=torch.bool) for c in COMPONENTS
     }
-    with caplog.at_level(logging.WARNING, logger="mwork.finetune.train"):
+    with caplog.at_level(logging.WARNING, logger="mwork.finetune.run"):
         result = finetune(adapter, tokenizer, TEXTS, FinetuneSettings(**FAST), neuron_set(empty))
     assert "no neurons to train" in caplog.text
     assert result.delta.empty and result.delta.n_values == 0 and result.summary["trained"] is False

@@ -90,7 +90,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def settings_from_args(a: argparse.Namespace):
     """FinetuneSettings from the parsed options (unset options keep the defaults)."""
-    from mwork.finetune.train import FinetuneSettings
+    from mwork.finetune.settings import FinetuneSettings
 
     values: dict[str, object] = {}
     for name in [*_SETTINGS_OPTIONS, *_LIST_OPTIONS]:

@@ -1,7 +1,7 @@
 """Fine-tuning documents: N Wikipedia documents per language, nested across N.
 
 The pool of one language is an ordinary corpus JSONL (`text` field) written by `mwork corpus`
-(`mwork.corpus.prepare_corpus`): from the HF hub with `wikipedia_source(lang)` (streams
+(`mwork.corpus.prepare_corpus`): from the HF hub (config `finetune.wiki`: streams
 `wikimedia/wikipedia`, config `20231101.{lang}`; dataset id and config are configurable), or
 from a local file (the demo's `world/wiki/{lang}.jsonl`, the tests). `nested_sample` draws the N
 training documents from one seeded permutation of the pool, so the 100 documents are the first
@@ -14,27 +14,10 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
-from pathlib import Path
 
-from mwork.corpus import CorpusSource, read_corpus
 from mwork.errors import MworkError
 
-WIKI_DATASET = "wikimedia/wikipedia"
-WIKI_CONFIG = "20231101.{lang}"
 DOC_COUNTS: tuple[int, ...] = (100, 200, 400, 800)  # paper §4 / Fig. 4
-
-
-def wikipedia_source(
-    lang: str,
-    dataset: str = WIKI_DATASET,
-    config: str = WIKI_CONFIG,
-    split: str = "train",
-    text_field: str = "text",
-) -> CorpusSource:
-    """Where language `lang`'s Wikipedia documents come from (`{lang}` in `config` is filled in)."""
-    return CorpusSource(
-        dataset=dataset, config=config.format(lang=lang), split=split, text_field=text_field
-    )
 
 
 def nested_order(n_pool: int, seed: int) -> list[int]:
@@ -60,11 +43,6 @@ def nested_sample(docs: Sequence[str], n_docs: int, seed: int) -> list[str]:
             "download a larger pool (mwork corpus --pool-size) or lower n_docs",
         )
     return [docs[i] for i in nested_order(len(docs), seed)[:n_docs]]
-
-
-def load_documents(path: str | Path, n_docs: int, seed: int) -> list[str]:
-    """`n_docs` nested-sampled documents of a corpus JSONL (validated; one-line errors)."""
-    return nested_sample(read_corpus(path), n_docs, seed)
 
 
 def documents_sha256(docs: Sequence[str]) -> str:

@@ -31,13 +31,12 @@ Differences from the released code (`neuron_enhancement/transformers/trainer.py`
   non-selected gradients are zero; otherwise the released code's clipping factor is smaller.
 - The released code trains rows of q/k/v/up and columns of down but never W_gate; `train_gate=
   False` reproduces that. It caps each matrix at 100 indices per layer (`islice` of a set),
-  reproduced by the caller's `cap_per_matrix` switch (see `mwork.finetune.train`).
+  reproduced by the caller's `cap_per_matrix` switch (see `mwork.finetune.neurons`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
@@ -254,29 +253,3 @@ def attach_sparse(
         init = param.detach().index_select(dim, index).to(master_dtype(param.dtype)).clone()
         slices.append(TrainSlice(name, dim, index, nn.Parameter(init), param))
     return SparseDelta(model, slices)
-
-
-@contextmanager
-def sparse_training(
-    adapter: ModelAdapter, selection: Mapping[str, torch.Tensor], train_gate: bool = True
-) -> Iterator[SparseDelta]:
-    """`attach_sparse` as a context manager (hooks removed on exit, also on error)."""
-    delta = attach_sparse(adapter, selection, train_gate)
-    try:
-        yield delta
-    finally:
-        delta.remove()
-
-
-def slice_sizes(adapter: ModelAdapter, train_gate: bool = True) -> dict[str, int]:
-    """Trainable scalars per neuron of each component (weights + bias entries), from the adapter."""
-    out = {}
-    for comp in COMPONENTS:
-        gate = getattr(adapter.mlp(0), "gate_proj", None)
-        skip = {id(gate.weight), id(gate.bias)} if gate is not None and not train_gate else set()
-        out[comp] = sum(
-            ps.param.numel() // ps.param.shape[ps.dim]
-            for ps in adapter.neuron_slices(0, comp)
-            if id(ps.param) not in skip
-        )
-    return out

@@ -8,6 +8,11 @@ from mwork.lmeval_tasks import hooks, mgsm, xcsqa, xquad
 from mwork.lmeval_tasks import metrics as m
 
 
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F-measure in [0, 1] with the multilingual tokenizer."""
+    return m.rouge_scores(prediction, reference, ("rougeL",))["rougeL"]
+
+
 def test_en_squad_normalisation_drops_case_punctuation_articles() -> None:
     assert m.normalize_answer("The  Eiffel Tower!", "en") == "eiffel tower"
     assert m.qa_exact_match("the Eiffel tower.", ["Eiffel Tower"], "en") == 1.0
@@ -56,8 +61,8 @@ def test_rouge_l_nonzero_where_default_tokenizer_gives_zero() -> None:
     ru = ("Москва столица России", "Столица России Москва")  # LCS 2 of 3 words
     for pred, ref in (zh, ru):
         assert default.score(ref, pred)["rougeL"].fmeasure == 0.0
-    assert m.rouge_l(*zh) == pytest.approx(5 / 8)
-    assert m.rouge_l(*ru) == pytest.approx(2 / 3)
+    assert rouge_l(*zh) == pytest.approx(5 / 8)
+    assert rouge_l(*ru) == pytest.approx(2 / 3)
     scores = m.rouge_scores("Москва столица России", "Москва столица России")
     assert scores == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
 

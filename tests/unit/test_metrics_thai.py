@@ -12,7 +12,7 @@ from mwork.lmeval_tasks.metrics import (
     qa_contains,
     qa_f1,
     qa_tokens,
-    rouge_l,
+    rouge_scores,
     segment_word,
 )
 
@@ -21,6 +21,11 @@ TODAY_PARA = "อากาศวันนี้ดีมาก"  # same words, o
 CAPITAL = "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย"  # "Bangkok is the capital of Thailand"
 CAPITAL_PARA = "ประเทศไทยมีเมืองหลวงคือกรุงเทพมหานคร"  # "Thailand has its capital, Bangkok"
 CAT = "แมวนอนอยู่บนโต๊ะในห้องครัว"  # "the cat sleeps on the table in the kitchen"
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F-measure in [0, 1] with the multilingual tokenizer."""
+    return rouge_scores(prediction, reference, ("rougeL",))["rougeL"]
 
 
 def test_thai_sentences_are_segmented_into_words():

@@ -234,11 +234,6 @@ def rouge_scores(
     return {name: float(s.fmeasure) for name, s in scores.items()}
 
 
-def rouge_l(prediction: str, reference: str) -> float:
-    """ROUGE-L F-measure in [0, 1] with the multilingual tokenizer."""
-    return rouge_scores(prediction, reference, ("rougeL",))["rougeL"]
-
-
 def _last_number(text: str) -> int | None:
     found = _NUMBER.findall(text)
     if not found:

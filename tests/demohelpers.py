@@ -1,21 +1,31 @@
-"""Perplexity and task accuracy of a causal LM on the demo world's held-out text and benchmarks (model quality).
+"""Helpers of the demo tests: the training mixture's language shares, and the demo model's quality.
 
-perplexity       exp(mean token NLL) over documents (each starts with <s>)
-xquad_accuracy   greedy answer (first line) contains the gold span
-xcsqa_accuracy   choice with the highest summed log-likelihood after the prompt is gold
-mgsm_accuracy    first integer of the greedy answer's "answer is" part equals answer_number
+language_shares        fraction of a mixture's units (tokens, words, ...) in each language
+perplexity             exp(mean token NLL) over documents (each starts with <s>)
+continuation_logprobs  summed log-probability of each continuation after a prompt
+xquad_accuracy         greedy answer (first line) contains the gold span
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mwork.demo import prompts as P
+from mwork.demo.mixture import Doc
+
+
+def language_shares(docs: Sequence[Doc], count: Callable[[str], int]) -> dict[str, float]:
+    """Fraction of the mixture's units (tokens, words, ...) in each language, by `count(text)`."""
+    totals: dict[str, int] = {}
+    for doc in docs:
+        for lang, text in doc.parts:
+            totals[lang] = totals.get(lang, 0) + count(text)
+    grand = sum(totals.values()) or 1
+    return {lang: totals[lang] / grand for lang in sorted(totals)}
 
 
 @torch.no_grad()
@@ -105,39 +115,4 @@ def xquad_accuracy(
             model, tokenizer, P.xquad_prompt(lang, row["context"], row["question"]), max_new_tokens
         )
         hits += any(gold in pred for gold in row["answers"]["text"])
-    return hits / max(1, len(rows))
-
-
-def xcsqa_accuracy(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: Sequence[Mapping], lang: str
-) -> float:
-    """Share of items whose highest-likelihood choice is the answer key."""
-    hits = 0
-    for row in rows:
-        choices = row["question"]["choices"]
-        scores = continuation_logprobs(
-            model,
-            tokenizer,
-            P.xcsqa_prompt(lang, row["question"]["stem"]),
-            [P.answer_suffix(lang, t) for t in choices["text"]],
-        )
-        hits += (
-            choices["label"][max(range(len(scores)), key=scores.__getitem__)] == row["answerKey"]
-        )
-    return hits / max(1, len(rows))
-
-
-def mgsm_accuracy(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    rows: Sequence[Mapping],
-    lang: str,
-    max_new_tokens: int = 24,
-) -> float:
-    """Share of items whose last integer in the greedy answer equals `answer_number`."""
-    hits = 0
-    for row in rows:
-        pred = greedy(model, tokenizer, P.mgsm_prompt(lang, row["question"]), max_new_tokens)
-        numbers = re.findall(r"-?\d+", pred)
-        hits += bool(numbers) and int(numbers[-1]) == int(row["answer_number"])
     return hits / max(1, len(rows))

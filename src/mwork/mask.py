@@ -131,6 +131,7 @@ def mask_neurons(
     Yields:
         The number of deactivated neurons.
     """
+    selection = {c: torch.as_tensor(s) for c, s in selection.items()}  # numpy (NeuronSet) too
     _check_selection(adapter, selection)
     if mode not in MASK_MODES:
         raise MworkError(f"unknown mask mode '{mode}'", f"use one of {', '.join(MASK_MODES)}")

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-import torch
 
-from mwork.adapters import ATTN_COMPONENTS
 from mwork.atomic import write_csv
+from mwork.components import ATTN_COMPONENTS
 from mwork.errors import MworkError
 from mwork.neuronset import NeuronSet, load_neuron_set
 
@@ -34,7 +34,7 @@ OVERLAP_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _pooled(ns: NeuronSet, components: Sequence[str]) -> torch.Tensor:
+def _pooled(ns: NeuronSet, components: Sequence[str]) -> np.ndarray:
     """Flat bool mask over (component, layer, index) of the selected neurons."""
     missing = [c for c in components if c not in ns.selected]
     if missing:
@@ -42,7 +42,7 @@ def _pooled(ns: NeuronSet, components: Sequence[str]) -> torch.Tensor:
             f"neuron set of {ns.meta.get('language', '?')} lacks components {missing}",
             f"it has {sorted(ns.selected)}",
         )
-    return torch.cat([ns.selected[c].flatten() for c in components])
+    return np.concatenate([ns.selected[c].ravel() for c in components])
 
 
 def overlap_matrix(sets: Mapping[str, NeuronSet], components: Sequence[str]) -> pd.DataFrame:
@@ -59,13 +59,14 @@ def overlap_matrix(sets: Mapping[str, NeuronSet], components: Sequence[str]) -> 
     if not sets:
         raise MworkError("no neuron sets to compare", "pass language -> NeuronSet")
     langs = list(sets)
-    masks = torch.stack([_pooled(sets[l], components) for l in langs]).to(torch.float64)  # [n, N]
+    masks = np.stack([_pooled(sets[l], components) for l in langs]).astype(np.float64)  # [n, N]
     both = masks @ masks.T  # both[i, j] = |N_i ∩ N_j|
-    sizes = masks.sum(dim=1)  # [n]
-    ratio = both / sizes[:, None]  # row y: |N_x ∩ N_y| / |N_y|
+    sizes = masks.sum(axis=1)  # [n]
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty N_y: NaN row, set below
+        ratio = both / sizes[:, None]  # row y: |N_x ∩ N_y| / |N_y|
     ratio[sizes == 0] = float("nan")
     out = pd.DataFrame(
-        ratio.numpy(), index=pd.Index(langs, name="lang_y"), columns=pd.Index(langs, name="lang_x")
+        ratio, index=pd.Index(langs, name="lang_y"), columns=pd.Index(langs, name="lang_x")
     )
     return out
 
@@ -91,14 +92,14 @@ def count_frame(model: str, sets: Mapping[str, NeuronSet]) -> pd.DataFrame:
     rows = []
     for lang, ns in sets.items():
         for comp, sel in ns.selected.items():
-            per_layer = sel.sum(dim=1).tolist()
+            per_layer = sel.sum(axis=1).tolist()
             for layer, n in enumerate(per_layer):
                 rows.append((model, lang, layer, comp, int(n), int(sel.shape[1])))
     return pd.DataFrame(rows, columns=list(COUNT_COLUMNS))
 
 
 def count_frame_from_summary(summary: pd.DataFrame, variant: str = "all") -> pd.DataFrame:
-    """COUNT_COLUMNS from the neuron summary CSV (`mwork.neuronset.summarize_files`) of one variant."""
+    """COUNT_COLUMNS from the neuron summary CSV (`summarize_files`) of one variant."""
     need = ["model", "lang", "layer", "component", "selected", "units"]
     missing = [c for c in need if c not in summary.columns]
     if missing:

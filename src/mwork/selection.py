@@ -32,6 +32,11 @@ from mwork.runlabel import (
 )
 
 
+def _tensors(arrays: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """component -> tensor of a NeuronSet's numpy arrays (or tensors); no copy."""
+    return {c: torch.as_tensor(t) for c, t in arrays.items()}
+
+
 def cell_mask(condition: Condition, n_layers: int, n1: int, n2: int) -> dict[str, torch.Tensor]:
     """component -> [n_layers] bool, the layers where the condition deactivates that component."""
     regions = layer_regions(n_layers, n1, n2)
@@ -168,7 +173,7 @@ def equal_target(
     A condition whose cells hold no LS neuron of this set (e.g. D_S_attn for an FFN-only LAPE
     set) masks nothing whatever the rule and is left out, so it cannot zero the whole table.
     """
-    selected = ls.selected if isinstance(ls, NeuronSet) else dict(ls)
+    selected = _tensors(ls.selected if isinstance(ls, NeuronSet) else ls)
     labels = list(labels)
     if not labels:
         raise MworkError("the equal count rule needs the table's conditions", "pass count peers")
@@ -204,7 +209,7 @@ def condition_selection(
         baseline). Random conditions match the (count-reduced) LS counts per (layer, component)
         in their cells.
     """
-    selected = ls.selected if isinstance(ls, NeuronSet) else dict(ls)
+    selected = _tensors(ls.selected if isinstance(ls, NeuronSet) else ls)
     for comp, sel in selected.items():
         if comp not in COMPONENTS or sel.dim() != 2 or sel.shape[0] != n_layers:
             raise MworkError(
@@ -219,7 +224,7 @@ def condition_selection(
     rule = count or CountRule()
     if rule.rule != "all":
         doc_counts = (
-            ls.doc_counts
+            _tensors(ls.doc_counts)
             if isinstance(ls, NeuronSet)
             else {c: torch.zeros(s.shape, dtype=torch.int32) for c, s in selected.items()}
         )

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -190,7 +191,7 @@ def test_merge_variant_files(capsys, tmp_path):
 @pytest.fixture
 def minus_en(tmp_path) -> Path:
     ns = make_set()
-    sel = {c: s.clone() for c, s in ns.selected.items()}
+    sel = {c: s.copy() for c, s in ns.selected.items()}
     sel["ffn"][0, 0] = False  # "an English neuron" removed
     return write(ns.with_selection(sel, variant="minus-en"), tmp_path / "zh.minus-en.safetensors")
 
@@ -220,7 +221,7 @@ def test_select_on_variant_would_restore_english(capsys, minus_en, tmp_path):
 
 def test_variant_with_more_than_counts_imply(capsys, zh, tmp_path):
     ns = make_set()
-    sel = {c: torch.ones_like(s) for c, s in ns.selected.items()}  # a superset: not a variant
+    sel = {c: np.ones_like(s) for c, s in ns.selected.items()}  # a superset: not a variant
     bad = write(ns.with_selection(sel, variant="minus-en"), tmp_path / "bad.safetensors")
     msg = fails(capsys, ["neurons", "summary", bad], [bad])
     assert "selects ffn neurons its doc_counts do not" in msg or "selects attn_q" in msg
@@ -281,8 +282,10 @@ def test_bad_indices(capsys, zh, tmp_path, idx):
 
 def test_selection_not_implied_by_counts(capsys, zh, tmp_path):
     ns = load_neuron_set(zh)
-    unselected = int(torch.nonzero(~ns.selected["ffn"][1]).flatten()[0])
-    idx = torch.sort(torch.cat([ns.indices(1, "ffn"), torch.tensor([unselected])])).values
+    unselected = int(np.flatnonzero(~ns.selected["ffn"][1])[0])
+    idx = torch.sort(
+        torch.cat([torch.as_tensor(ns.indices(1, "ffn")), torch.tensor([unselected])])
+    ).values
     bad = tamper(zh, tmp_path / "bad.safetensors", tensors={"layers.1.ffn": idx})
     assert "selection differs" in fails(capsys, ["neurons", "summary", bad], [bad])
 

@@ -59,7 +59,7 @@ def test_apportion_exact_and_proportional():
 def test_all_rule_is_every_ls_neuron_in_the_cells():
     ns = hand_set()
     sel = condition_selection("D_S", ns, L, N1, N2, count=CountRule("all"))
-    assert torch.equal(sel["ffn"][N1 : L - N2], ns.selected["ffn"][N1 : L - N2])
+    assert torch.equal(sel["ffn"][N1 : L - N2], torch.as_tensor(ns.selected["ffn"][N1 : L - N2]))
     assert not sel["ffn"][:N1].any() and not sel["ffn"][L - N2 :].any()
     assert same(sel, condition_selection("D_S", ns, L, N1, N2))  # the default of the function
 
@@ -76,12 +76,12 @@ def test_per_layer_caps_keep_most_documents():
             if layer in regions["S"]:
                 assert picked == []
                 continue
-            cand = ns.selected[c][layer].nonzero().flatten().tolist()
+            cand = torch.as_tensor(ns.selected[c][layer]).nonzero().flatten().tolist()
             expect = sorted(cand, key=lambda i: (-int(ns.doc_counts[c][layer, i]), i))[:cap]
             assert picked == sorted(expect)
     # caps only in switched-on cells; no cap = all
     only_ffn = condition_selection("D_all", ns, L, N1, N2, count=CountRule("per_layer", ffn_n=1))
-    assert torch.equal(only_ffn["attn_q"], ns.selected["attn_q"])
+    assert torch.equal(only_ffn["attn_q"], torch.as_tensor(ns.selected["attn_q"]))
     assert (only_ffn["ffn"].sum(dim=1) <= 1).all()
 
 
@@ -115,7 +115,10 @@ def test_equal_rule_is_proportional_and_deterministic():
     for layer, c in cells:  # within a cell: the units selected on most documents
         k = int(sel[c][layer].sum())
         assert torch.equal(
-            sel[c][layer], top_units(ns.selected[c][layer], ns.doc_counts[c][layer], k)
+            sel[c][layer],
+            top_units(
+                torch.as_tensor(ns.selected[c][layer]), torch.as_tensor(ns.doc_counts[c][layer]), k
+            ),
         )
 
 

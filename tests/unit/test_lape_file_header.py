@@ -32,7 +32,8 @@ def test_lape_header_keys_are_documented():
 def test_act_counts_round_trip(tmp_path):
     act = _lape_file(tmp_path / "zh.safetensors")
     ns = load_neuron_set(tmp_path / "zh.safetensors")
-    assert torch.equal(ns.act_counts["ffn"], act) and ns.act_counts["ffn"].dtype == torch.int64
+    got = torch.as_tensor(ns.act_counts["ffn"])  # NeuronSet holds numpy
+    assert torch.equal(got, act) and got.dtype == torch.int64
 
 
 @pytest.mark.parametrize(

@@ -3,18 +3,16 @@
 language_shares        fraction of a mixture's units (tokens, words, ...) in each language
 perplexity             exp(mean token NLL) over documents (each starts with <s>)
 continuation_logprobs  summed log-probability of each continuation after a prompt
-xquad_accuracy         greedy answer (first line) contains the gold span
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from mwork.demo import prompts as P
 from mwork.demo.mixture import Doc
 
 
@@ -57,24 +55,6 @@ def perplexity(
 
 
 @torch.no_grad()
-def greedy(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str, max_new_tokens: int
-) -> str:
-    """Greedy continuation of `prompt`, cut at the first newline."""
-    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]  # [1, T]
-    out = model.generate(
-        ids,
-        attention_mask=torch.ones_like(ids),
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-    return text.split("\n")[0].strip()
-
-
-@torch.no_grad()
 def continuation_logprobs(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -99,20 +79,3 @@ def continuation_logprobs(
         pos = torch.arange(len(p_ids) - 1, len(p_ids) - 1 + len(c))
         scores.append(float(logp[r, pos, torch.tensor(c)].sum()))
     return scores
-
-
-def xquad_accuracy(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    rows: Sequence[Mapping],
-    lang: str,
-    max_new_tokens: int = 8,
-) -> float:
-    """Share of items whose greedy answer contains the gold answer text."""
-    hits = 0
-    for row in rows:
-        pred = greedy(
-            model, tokenizer, P.xquad_prompt(lang, row["context"], row["question"]), max_new_tokens
-        )
-        hits += any(gold in pred for gold in row["answers"]["text"])
-    return hits / max(1, len(rows))

@@ -19,6 +19,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/helpers.smk"
 
 
 if "demo" in config:  # the embedded demo builds its own world and model (demo/config.yaml)

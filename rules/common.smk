@@ -1,7 +1,7 @@
 # Config validation, globals, wildcard constraints, `pick` and the model spec shared by all rule
 # files. The schema (also mwork.settings' source of every default) lives in the package; which jobs
-# and targets exist is decided by mwork.plan (torch-free, unit-tested), each stage's get_* helpers
-# sit at the top of its rule file. Rules pass their scripts only the config values the job uses,
+# and targets exist is decided by mwork.plan (torch-free, unit-tested); each stage's input and
+# settings functions are in rules/helpers.smk. Rules pass their scripts only the config values the job uses,
 # so an unrelated edit never re-plans a GPU job under `rerun-triggers: params`.
 import re
 import sys

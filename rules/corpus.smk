@@ -2,17 +2,6 @@
 # Package module: mwork.corpus.
 
 
-def get_corpus_source(wildcards):
-    """mwork.corpus.CorpusSource of a language (Plan.check makes sure every language has one)."""
-    return config["corpus"]["sources"][wildcards.lang]
-
-
-def get_corpus_input(wildcards):
-    """A local corpus file is an input (so a rule that generates it runs first)."""
-    src = get_corpus_source(wildcards)
-    return [src["path"]] if "path" in src else []
-
-
 rule download_corpus:
     input:
         local=get_corpus_input,

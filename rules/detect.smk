@@ -2,53 +2,6 @@
 # as a second detector. Package modules: mwork.detect, mwork.lape, mwork.neuronset.
 
 
-def get_detection_settings():
-    """mwork.settings.DetectionSettings of detect_neurons (not shards, variants, shared_languages)."""
-    keys = ["importance", "top_k_ffn", "top_k_attn", "epsilon_ffn", "epsilon_attn"]
-    keys += ["min_fraction", "max_tokens", "seed", "n_docs", "batch_size", "qk_budget_mb"]
-    keys += ["qk_scoring", "qk_kernel"]
-    return pick(DETECTION, keys)
-
-
-def get_record_settings():
-    """DetectionSettings of record_activations (LAPE): sampling and batching only, so PLND's
-    importance, selection and Q/K keys never re-run a recording."""
-    return pick(DETECTION, ["max_tokens", "seed", "n_docs", "batch_size"])
-
-
-def shard_files(kind, wildcards, langs):
-    """Shard files (detection.shards per language) of one model, language-major."""
-    n = DETECTION["shards"]
-    return expand(
-        "results/{model}/{kind}/shards/{lang}.{shard}-of-{n}.safetensors",
-        model=wildcards.model,
-        kind=kind,
-        lang=langs,
-        shard=range(n),
-        n=n,
-    )
-
-
-def get_neuron_shards(wildcards):
-    return shard_files("neurons", wildcards, [wildcards.lang])
-
-
-def get_lape_shards(wildcards):
-    """Every language's LAPE recording shards of one model (joint selection)."""
-    return shard_files("lape", wildcards, ALL_LANGS)
-
-
-def get_variant_others(wildcards):
-    """Neuron files a variant subtracts: English, or every other shared language."""
-    langs = PLAN.variant_others(wildcards.variant, wildcards.lang)
-    return expand("results/{model}/neurons/{lang}.safetensors", model=wildcards.model, lang=langs)
-
-
-def get_summary_inputs(wildcards):
-    """Every neuron file of one model (summarize_neurons)."""
-    return PLAN.neuron_files(wildcards.model)
-
-
 rule detect_neurons:
     input:
         corpus="resources/corpus/{lang}.jsonl",

@@ -6,30 +6,6 @@
 #   results/tables/detector_agreement.csv            PLND vs LAPE per language and layer (compare_lape)
 
 
-def get_lens_tables(wildcards):
-    """Lens tables of every lens model and variant (one panel each, model-major)."""
-    return expand(
-        "results/{model}/lens/{lens_variant}.csv",
-        model=LENS["models"],
-        lens_variant=LENS["variants"],
-    )
-
-
-def get_neuron_summaries(wildcards):
-    return expand("results/{model}/neurons/summary.csv", model=FIGURES["neuron_models"] or MODELS)
-
-
-def get_overlap_neurons(wildcards):
-    pairs = PLAN.overlap_pairs(wildcards.overlap_fig)
-    return [f"results/{m}/neurons/{l}.safetensors" for m, l in pairs]
-
-
-def get_deactivation_summaries(wildcards):
-    """Per-model Tables 2-5 summaries (rules/tables.smk)."""
-    models = PLAN.deactivation_models()
-    return expand("results/{model}/tables/tables2_5_summary.csv", model=models)
-
-
 rule plot_english_ratio:
     input:
         tables=get_lens_tables,

@@ -4,46 +4,6 @@
 # mwork.finetune.
 
 # FinetuneSettings keys a training job uses (mwork.finetune; mode = the {kind} wildcard)
-FT_TRAIN_KEYS = ["lr", "epochs", "batch_size", "micro_batch_size", "warmup_ratio", "scheduler"]
-FT_TRAIN_KEYS += ["max_grad_norm", "weight_decay", "adam_betas", "adam_eps", "max_length"]
-FT_TRAIN_KEYS += ["packing", "seed", "neuron_seed", "components", "regions", "cap_per_matrix"]
-FT_TRAIN_KEYS += ["train_gate", "precision", "gradient_checkpointing", "allow_empty"]
-
-
-def get_finetune_settings(wildcards):
-    """FinetuneSettings of one training job: hyperparameters, the kind, and the layer split only
-    with regions."""
-    out = pick(FT, FT_TRAIN_KEYS) | {"mode": wildcards.kind}
-    if FT["regions"] is not None:
-        spec = config["models"][wildcards.model]
-        out.update(n1=spec["n1"], n2=spec["n2"])
-    return out
-
-
-def get_finetune_neurons(wildcards):
-    """The language's neuron file (ls, random); full fine-tuning needs none."""
-    if wildcards.kind == "full":
-        return []
-    return f"results/{wildcards.model}/neurons/{wildcards.lang}.safetensors"
-
-
-def get_wiki_source(wildcards):
-    """mwork.corpus.CorpusSource of a language's Wikipedia documents (local template or the hub)."""
-    wiki = FT["wiki"]
-    if wiki["path"]:
-        return {"path": wiki["path"].format(lang=wildcards.lang)}
-    return {
-        "dataset": wiki["dataset"],
-        "config": wiki["config"].format(lang=wildcards.lang),
-        "split": wiki["split"],
-        "text_field": wiki["text_field"],
-    }
-
-
-def get_wiki_input(wildcards):
-    """A local wiki file is an input (the demo generates it)."""
-    path = FT["wiki"]["path"]
-    return [path.format(lang=wildcards.lang)] if path else []
 
 
 rule download_wiki:

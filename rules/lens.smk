@@ -3,17 +3,6 @@
 #   results/{model}/lens/{lens_variant}.csv          lens table (mwork.lens.LENS_COLUMNS)
 
 
-def get_lens_settings():
-    """mwork.settings.LensSettings of run_language_lens."""
-    keys = ["prompts", "top_k", "max_new_tokens", "prompt_template", "lid_backend", "lid_min_prob"]
-    return pick(LENS, keys)
-
-
-def get_lens_prompts_input(wildcards):
-    """A custom prompt file is an input (edits re-run the lens)."""
-    return [LENS["prompts"]] if LENS["prompts"] else []
-
-
 rule run_language_lens:
     input:
         model=get_model_input,

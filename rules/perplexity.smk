@@ -4,26 +4,6 @@
 # set is compared with its own matched random neurons. Package module: mwork.perplexity.
 
 
-def get_perplexity_settings():
-    """mwork.settings.PerplexitySettings of measure_deactivation_ppl."""
-    if "perplexity" not in config:  # the rule is never planned then
-        return {}
-    out = pick(config["perplexity"], ["n_texts", "max_tokens", "batch_size", "seeds"])
-    return out | pick(config["deactivation"], ["mask_mode", "count", "attn_n", "ffn_n"])
-
-
-def get_ppl_heldout(wildcards):
-    """Held-out text of every language."""
-    return expand(config["perplexity"]["heldout"], lang=ALL_LANGS)
-
-
-def get_ppl_neurons(detector_dir):
-    """Neuron file of every language of one model (neurons/, or neurons_lape/ of compare_lape)."""
-    return lambda w: expand(
-        "results/{model}/{dir}/{lang}.safetensors", model=w.model, dir=detector_dir, lang=ALL_LANGS
-    )
-
-
 rule measure_deactivation_ppl:
     input:
         neurons=get_ppl_neurons("neurons"),

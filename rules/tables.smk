@@ -2,23 +2,6 @@
 # every table in the report with its caption. Package modules: mwork.scores, mwork.tables.
 
 
-def table_output(stem, caption, table):
-    """One table CSV of make_tables, in the report under its caption."""
-    return report(
-        f"results/{{model}}/tables/{stem}.csv",
-        caption=f"../report/{caption}.rst",
-        category="Tables",
-        labels={"model": "{model}", "table": table},
-    )
-
-
-def get_enhancement_settings():
-    """Languages and N of Fig. 4 / Table 6 (make_tables)."""
-    if FT is None:
-        return {}
-    return pick(FT, ["high_resource", "low_resource", "n_docs", "baseline_n_docs"])
-
-
 rule collect_scores:
     input:
         runs=lambda w: PLAN.eval_outputs(w.model),

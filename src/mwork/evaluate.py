@@ -215,7 +215,7 @@ def evaluate_job(
             }
             intervention = lambda d=delta: _delta_applied(model, d)  # noqa: E731
         elif masked:
-            count = CountRule(settings.count, settings.attn_n, settings.ffn_n, task.count_peers)
+            count = CountRule.from_settings(settings, task.count_peers)
             info, intervention = _masking(
                 info, run, sets[task.lang], adapter, (n1, n2), count, settings
             )

@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 BASELINE = "none"  # the run label (and path segment) of the unmasked evaluation
+ENGLISH = "en"  # the pivot language: every masked run also scores English (the paper's En-D)
 
 # mwork.tables.all_tables key -> file stem under results/{model}/tables/
 TABLE_FILES: dict[str, str] = {

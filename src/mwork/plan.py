@@ -4,42 +4,23 @@
 (model, run label, mask language), scoring every task of that label in one model load; one
 baseline job per (model, language)), which tasks each scores and with which count-rule peers,
 which fine-tuning runs, neuron files, tables and figures are targets. `Plan.check()` raises
-`ConfigError` for a config the schema accepts but the study cannot run (a layer split that does
-not fit the model, a masked language without neurons, ...). Paths: `mwork.layout`.
+`ConfigError` for a config the schema accepts but the study cannot run (`mwork.configcheck`).
+Paths: `mwork.layout`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from mwork.layout import BASELINE, TABLE_FILES, delta_file, eval_file, neuron_file
+from mwork.configcheck import ConfigError, check_config
+from mwork.layout import BASELINE, ENGLISH, TABLE_FILES, delta_file, eval_file, neuron_file
 
-ENGLISH = "en"  # the pivot language: every masked run also scores English (the paper's En-D)
+__all__ = ["ALL", "ENGLISH", "ConfigError", "Plan"]
+
 ALL = "all"  # the job language of a job that covers every language of its label
 _SEED = re.compile(r"-s\d+$")
-
-
-class ConfigError(ValueError):
-    """A config the study cannot run: `problem` and `fix` make the one-line error."""
-
-    def __init__(self, problem: str, fix: str) -> None:
-        super().__init__(f"{problem}; {fix}")
-        self.problem, self.fix = problem, fix
-
-
-def local_layer_count(path: str) -> int | None:
-    """Layer count in a local model's config.json; None if it is not there (yet)."""
-    try:
-        cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    cfg = cfg.get("text_config", cfg)
-    n = cfg.get("num_hidden_layers", cfg.get("n_layer"))
-    return n if isinstance(n, int) else None
 
 
 class Plan:
@@ -56,82 +37,10 @@ class Plan:
         self.ft: Mapping[str, Any] | None = config.get("finetune")
         self.figures: Mapping[str, Any] = config.get("figures", {})
 
-    # --- checks ---------------------------------------------------------------------------
-
     def check(self) -> None:
-        """Raise ConfigError for the first inconsistency the schema cannot see."""
-        det = self.detection
-        if det["qk_scoring"] != "exact" and det["importance"] != "paper":
-            raise ConfigError(
-                f"detection.qk_scoring {det['qk_scoring']} needs importance: paper",
-                "use qk_scoring: exact with importance: released-code",
-            )
-        missing = [l for l in self.all_langs if l not in self.config["corpus"]["sources"]]
-        if missing:
-            raise ConfigError(
-                f"no corpus source for language(s) {missing}",
-                f"add corpus.sources.{missing[0]} (a path or a dataset) to the config",
-            )
-        self._check_layer_splits()
-        for _, _, lang in self.masked_runs():
-            if lang not in self.all_langs:
-                raise ConfigError(
-                    f"evaluation masks language '{lang}' but no neurons are detected for it",
-                    "add it to languages.detect or languages.enhance",
-                )
-        if self.ft is not None:
-            for model in self.ft["models"]:
-                if model not in self.models:
-                    raise ConfigError(
-                        f"finetune.models lists '{model}', which is not under models",
-                        "add it to models or remove it from finetune.models",
-                    )
-            bad = [l for l in self.finetune_langs() if l not in self.all_langs or l == ENGLISH]
-            if bad:
-                raise ConfigError(
-                    f"finetune languages {bad} have no neurons (or are English)",
-                    "add them to languages.detect or languages.enhance",
-                )
-
-    def _layer_labels(self) -> list[tuple[str, str]]:
-        """(config key, run label) of every configured condition and sweep label."""
-        labels: list[tuple[str, str]] = []
-        if self.eval is None:
-            return labels
-        for task, spec in self.eval["tasks"].items():
-            where = f"evaluation.tasks.{task}.conditions"
-            labels += [(where, c) for c in spec.get("conditions", [])]
-        sweep = self.eval["sweep"]
-        if sweep["enabled"]:
-            labels += [("evaluation.sweep.n1", f"D_U-n1_{n}") for n in sweep["n1"]]
-            labels += [("evaluation.sweep.n2", f"D_G-n2_{n}") for n in sweep["n2"]]
-        return labels
-
-    def _check_layer_splits(self) -> None:
-        """Every model's N1/N2 and each label's override fit its layers (and its config.json)."""
-        labels = self._layer_labels()
-        for model, spec in self.config["models"].items():
-            n_layers, n1, n2 = spec["n_layers"], spec["n1"], spec["n2"]
-            real = local_layer_count(spec["path"]) if "path" in spec else None
-            if real is not None and real != n_layers:
-                raise ConfigError(
-                    f"models.{model}.n_layers is {n_layers} but {spec['path']}/config.json has {real}",
-                    f"set models.{model}.n_layers: {real}",
-                )
-            if n1 + n2 > n_layers:
-                raise ConfigError(
-                    f"models.{model}: n1 + n2 = {n1} + {n2} exceeds its {n_layers} layers",
-                    "lower n1 or n2 (understanding and generation layers must not overlap)",
-                )
-            for where, label in labels:
-                o1, o2 = (re.search(rf"-{k}_(\d+)", label) for k in ("n1", "n2"))
-                l1, l2 = (int(o1.group(1)) if o1 else n1), (int(o2.group(1)) if o2 else n2)
-                if l1 + l2 > n_layers:
-                    raise ConfigError(
-                        f"{where}: {label} needs N1 + N2 = {l1} + {l2} layers but model {model} "
-                        f"has {n_layers}",
-                        "use values with N1 + N2 <= n_layers",
-                    )
+        """Raise ConfigError for the first inconsistency the schema cannot see
+        (`mwork.configcheck`)."""
+        check_config(self)
 
     # --- detection ------------------------------------------------------------------------
 

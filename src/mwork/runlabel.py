@@ -339,9 +339,8 @@ class CountRule:
 
     @classmethod
     def from_settings(cls, settings: Any, peers: Iterable[str] = ()) -> CountRule:
-        """From settings with `count`, `attn_n`, `ffn_n` (and optionally `count_peers`)."""
-        peers = tuple(peers) or tuple(getattr(settings, "count_peers", ()) or ())
-        return cls(settings.count, settings.attn_n, settings.ffn_n, peers)
+        """From settings with `count`, `attn_n`, `ffn_n`; `peers` are the table's run labels."""
+        return cls(settings.count, settings.attn_n, settings.ffn_n, tuple(peers))
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly record of the rule (result files)."""

@@ -158,5 +158,5 @@ def test_bad_rule_and_settings_defaults():
         CountRule("per_layer", attn_n=-1)
     ev, pp = EvaluationSettings(), PerplexitySettings()
     assert ev.count == pp.count == "equal"  # the paper's "numbers ... are the same"
-    rule = CountRule.from_settings(EvaluationSettings.from_mapping({"count_peers": ["D_U"]}))
+    rule = CountRule.from_settings(EvaluationSettings.from_mapping({}), peers=["D_U"])
     assert rule.peers == ("D_U",) and rule.rule == "equal"

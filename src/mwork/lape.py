@@ -33,6 +33,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -42,10 +43,10 @@ from mwork.corpus import file_sha256, read_corpus, sample_documents, shard_docum
 from mwork.detect import padded_batches
 from mwork.errors import MworkError
 from mwork.languages import check_language
-from mwork.modeling import model_fingerprint
+from mwork.modeling import load_spec, model_fingerprint
 from mwork.neuronset import (
     NeuronSet,
-    _check_shard_set,
+    check_shard_set,
     load_neuron_set,
     parse_shard,
     save_neuron_set,
@@ -136,7 +137,7 @@ def record_activations(
         for ids, mask in tqdm(batches, desc="LAPE", unit="batch", disable=not progress):
             rec.token_mask = mask.to(device).bool()
             adapter.model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
-    act, docc = rec.act_counts.cpu(), rec.doc_counts.cpu()
+    act, docc = rec.act_counts.cpu().numpy(), rec.doc_counts.cpu().numpy()  # NeuronSet: numpy
     info = {
         "detector": DETECTOR,
         "n_layers": str(adapter.n_layers),
@@ -152,7 +153,7 @@ def record_activations(
         "mwork_version": mwork.__version__,
         **(meta or {}),
     }
-    empty = {"ffn": torch.zeros(adapter.n_layers, adapter.d_ffn, dtype=torch.bool)}
+    empty = {"ffn": np.zeros((adapter.n_layers, adapter.d_ffn), dtype=bool)}
     return NeuronSet(empty, {"ffn": docc}, info, act_counts={"ffn": act})
 
 
@@ -169,7 +170,7 @@ def record_to_file(
     check_language(lang)
     docs = read_corpus(corpus)  # validate the corpus before paying for the model load
     docs = shard_documents(sample_documents(docs, settings.n_docs, settings.seed), *shard)
-    model, tokenizer, adapter = spec.load(device)
+    model, tokenizer, adapter = load_spec(spec, device)
     meta = {
         "model": spec.label,
         "model_fingerprint": model_fingerprint(model),
@@ -201,14 +202,14 @@ def merge_recordings(parts: Sequence[NeuronSet]) -> NeuronSet:
                     f"({first.meta.get(k)!r} vs {p.meta.get(k)!r})",
                     "merge only shards of one recording",
                 )
-    _check_shard_set(list(parts))
+    check_shard_set(list(parts))
     meta = {k: v for k, v in first.meta.items() if k not in ("shard", "format")}
     meta["n_docs"] = str(sum(p.n_docs for p in parts))
     meta["n_tokens"] = str(sum(int(p.meta["n_tokens"]) for p in parts))
     act = sum(p.act_counts["ffn"] for p in parts)
-    docc = sum(p.doc_counts["ffn"].to(torch.int64) for p in parts).to(torch.int32)
+    docc = sum(p.doc_counts["ffn"].astype(np.int64) for p in parts).astype(np.int32)
     return NeuronSet(
-        {"ffn": torch.zeros_like(act, dtype=torch.bool)},
+        {"ffn": np.zeros_like(act, dtype=bool)},
         {"ffn": docc},
         meta,
         act_counts={"ffn": act},
@@ -219,7 +220,7 @@ def activation_probs(recordings: Mapping[str, NeuronSet]) -> torch.Tensor:
     """[n_layers, d_ffn, n_langs] float64 activation probabilities, languages in mapping order."""
     return torch.stack(
         [
-            r.act_counts["ffn"].double() / max(1, int(r.meta["n_tokens"]))
+            torch.from_numpy(r.act_counts["ffn"]).double() / max(1, int(r.meta["n_tokens"]))
             for r in recordings.values()
         ],
         dim=-1,
@@ -301,7 +302,7 @@ def select_lape(
     out = {}
     for j, (lang, r) in enumerate(recordings.items()):
         meta = {**r.meta, "selection": json.dumps(rule, sort_keys=True)}
-        out[lang] = NeuronSet({"ffn": sel[j]}, r.doc_counts, meta, act_counts=r.act_counts)
+        out[lang] = NeuronSet({"ffn": sel[j].numpy()}, r.doc_counts, meta, act_counts=r.act_counts)
     return out
 
 

@@ -9,6 +9,7 @@ import torch
 
 from mwork.errors import MworkError
 from mwork.lape import record_to_file, select_to_files
+from mwork.modeling import load_spec
 from mwork.neuronset import load_neuron_set
 from mwork.perplexity import deactivation_ppl, perplexity, write_ppl_tables
 from mwork.selection import condition_selection
@@ -66,13 +67,14 @@ def test_lape_sets_are_masked_exactly_and_matched_by_random_ffn_units(study):
     # random counterparts are FFN units too, matched per layer (LAPE has no attention neurons)
     ns = sets["zh"]
     rand = condition_selection("R_all", ns, ns.n_layers, 1, 1, seed=0)
-    assert set(rand) == {"ffn"} and torch.equal(rand["ffn"].sum(1), ns.selected["ffn"].sum(1))
-    assert not torch.equal(rand["ffn"], ns.selected["ffn"])
+    ls_ffn = torch.as_tensor(ns.selected["ffn"])  # NeuronSet holds numpy
+    assert set(rand) == {"ffn"} and torch.equal(rand["ffn"].sum(1), ls_ffn.sum(1))
+    assert not torch.equal(rand["ffn"], ls_ffn)
     # D_all's perplexity equals zeroing those FFN units by hand (their down_proj input columns)
-    model, tok, _ = spec.load("cpu")
+    model, tok, _ = load_spec(spec, "cpu")
     tok.padding_side = "right"
     for layer in range(ns.n_layers):
-        units = ns.selected["ffn"][layer].nonzero().flatten()
+        units = ls_ffn[layer].nonzero().flatten()
         model.model.layers[layer].mlp.down_proj.weight.data[:, units] = 0
     texts = [json.loads(line)["text"] for line in held["zh"].read_text().splitlines()][:6]
     by_hand = perplexity(model, tok, texts, batch_size=4, max_tokens=64)

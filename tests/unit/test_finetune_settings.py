@@ -10,13 +10,30 @@ import torch
 from safetensors.torch import load_file
 
 from mwork.adapters import COMPONENTS
+from mwork.corpus import CorpusSource
 from mwork.errors import MworkError
-from mwork.finetune.data import documents_sha256, nested_sample, wikipedia_source
+from mwork.finetune.data import documents_sha256, nested_sample
 from mwork.finetune.delta import Delta, DeltaSlice, load_delta, save_delta
-from mwork.finetune.train import FinetuneSettings, build_selection, encode_documents, make_rows
+from mwork.finetune.neurons import build_selection
+from mwork.finetune.rows import encode_documents, make_rows
+from mwork.finetune.settings import FinetuneSettings
 from mwork.neuronset import NeuronSet
 
 L, UNITS = 6, {"ffn": 40, "attn_q": 16, "attn_k": 8, "attn_v": 8}
+
+
+def wikipedia_source(
+    lang: str,
+    dataset: str = "wikimedia/wikipedia",
+    config: str = "20231101.{lang}",
+    split: str = "train",
+    text_field: str = "text",
+) -> CorpusSource:
+    """Where language `lang`'s Wikipedia documents come from (`{lang}` in `config` is filled in;
+    the workflow takes the same defaults from the config schema, `finetune.wiki`)."""
+    return CorpusSource(
+        dataset=dataset, config=config.format(lang=lang), split=split, text_field=text_field
+    )
 
 
 def adapter_stub():
@@ -72,19 +89,20 @@ def test_from_mapping_turns_lists_into_tuples():
 
 def test_selection_defaults_to_all_neurons_and_restricts_by_region_component_and_cap():
     ns = ls_set()
+    lsel = {c: torch.as_tensor(t) for c, t in ns.selected.items()}  # NeuronSet holds numpy
     adapter = adapter_stub()
     full = build_selection(ns, adapter, FinetuneSettings())
-    assert all(torch.equal(full[c], ns.selected[c]) for c in COMPONENTS)
+    assert all(torch.equal(full[c], lsel[c]) for c in COMPONENTS)
     s_only = build_selection(ns, adapter, FinetuneSettings(regions=("S",), n1=2, n2=1))
     for c in COMPONENTS:
         assert not s_only[c][[0, 1, 5]].any()
-        assert torch.equal(s_only[c][2:5], ns.selected[c][2:5])
+        assert torch.equal(s_only[c][2:5], lsel[c][2:5])
     ffn = build_selection(ns, adapter, FinetuneSettings(components=("ffn",)))
-    assert ffn["ffn"].equal(ns.selected["ffn"]) and not any(ffn[c].any() for c in COMPONENTS[1:])
+    assert ffn["ffn"].equal(lsel["ffn"]) and not any(ffn[c].any() for c in COMPONENTS[1:])
     capped = build_selection(ns, adapter, FinetuneSettings(cap_per_matrix=3))
     for c in COMPONENTS:
         for i in range(L):
-            idx = torch.nonzero(ns.selected[c][i]).flatten()
+            idx = torch.nonzero(lsel[c][i]).flatten()
             assert torch.equal(
                 torch.nonzero(capped[c][i]).flatten(), idx[:3]
             )  # the 3 lowest indices

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import datasets
 import pytest
-from demohelpers import language_shares
 
 from mwork.demo import documents as D
 from mwork.demo import examples as E
 from mwork.demo import languages as L
 from mwork.demo.benchmarks import FIELDS, TASKS
 from mwork.demo.emit import WorldConfig, write_demo_world
-from mwork.demo.mixture import MONO_KINDS, mono_text, training_docs
+from mwork.demo.mixture import MONO_KINDS, language_shares, mono_text, training_docs
 from mwork.demo.world import build_world
 from mwork.errors import MworkError
 

@@ -10,7 +10,7 @@ language), which give the model a reason to share an English-centric middle.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mwork.demo import documents as D
@@ -157,3 +157,13 @@ def training_docs(
             text = mono_text(world, kind, lang, content, variants[lang])
             docs.append(Doc(kind, text, ((lang, text),)))
     return docs
+
+
+def language_shares(docs: Sequence[Doc], count: Callable[[str], int]) -> dict[str, float]:
+    """Fraction of the mixture's units (tokens, words, ...) in each language, by `count(text)`."""
+    totals: dict[str, int] = {}
+    for doc in docs:
+        for lang, text in doc.parts:
+            totals[lang] = totals.get(lang, 0) + count(text)
+    grand = sum(totals.values()) or 1
+    return {lang: totals[lang] / grand for lang in sorted(totals)}

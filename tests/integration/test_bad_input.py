@@ -23,17 +23,10 @@ from testhelpers import digest, fails
 
 from mwork.cli import main
 from mwork.errors import MworkError
-from mwork.modeling import load_model
-from mwork.tiny import save_tiny_model_dir, tiny_model, train_tokenizer
+from mwork.modeling import load_model, load_spec
+from mwork.tiny import tiny_model, train_tokenizer
 
 TEXTS = ["hello world hello", "hallo welt", "bonjour le monde", "hola mundo"] * 5
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_model_dir(
-        tmp_path_factory.mktemp("m") / "llama", "llama", TEXTS, vocab_size=100
-    )
 
 
 @pytest.fixture
@@ -164,12 +157,12 @@ def test_model_without_weights_or_config(capsys, no_load, model_copy, corpus, tm
 
 
 def test_evaluation_loader_refuses_too(model_copy):
-    """The one loader behind detection, evaluation and perplexity (ModelSpec.load)."""
+    """The one loader behind detection, evaluation and perplexity (modeling.load_spec)."""
     from mwork.settings import ModelSpec
 
     save_file({"foo": torch.zeros(3)}, str(model_copy / "model.safetensors"))
     with pytest.raises(MworkError, match="missing in the checkpoint"):
-        ModelSpec(ref=str(model_copy), dtype="float32").load("cpu")
+        load_spec(ModelSpec(ref=str(model_copy), dtype="float32"), "cpu")
 
 
 # --- class 2: no output over an input or into a model directory ----------------------------

@@ -1,10 +1,11 @@
 """Detection end to end: planted neurons, determinism, shards, selection rules, variants."""
 
 import json
-import random
 
 import pytest
 import torch
+from testhelpers import A_LETTERS, B_LETTERS
+from testhelpers import letter_docs as _docs
 
 from mwork.adapters import get_adapter
 from mwork.detect import count_selected, detect_neurons, detect_to_file, make_batches
@@ -16,28 +17,12 @@ from mwork.neuronset import (
     select_by_fraction,
 )
 from mwork.settings import DetectionSettings, ModelSpec
-from mwork.tiny import save_tiny_model_dir, tiny_model, train_tokenizer
-
-A_LETTERS, B_LETTERS = "abcdefghijklm", "nopqrstuvwxyz"
-
-
-def _docs(letters: str, n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    return ["".join(rng.choice(letters) for _ in range(rng.randint(8, 20))) for _ in range(n)]
+from mwork.tiny import tiny_model, train_tokenizer
 
 
 def write_corpus(path, texts):
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny")
-    texts = (
-        _docs(A_LETTERS, 40, 0) + _docs(B_LETTERS, 40, 1) + ["Hello world, hallo Welt, 你好世界"]
-    )
-    return save_tiny_model_dir(d / "llama", "llama", texts, seed=0, vocab_size=120)
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,6 @@ from mwork.cli import main
 from mwork.errors import MworkError
 from mwork.neuronset import NeuronSet, load_neuron_set, save_neuron_set
 from mwork.settings import DetectionSettings
-from mwork.tiny import save_tiny_model_dir
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_model_dir(
-        tmp_path_factory.mktemp("m") / "llama",
-        "llama",
-        ["hello world", "hallo welt", "bonjour le monde"] * 5,
-        vocab_size=100,
-    )
 
 
 @pytest.fixture

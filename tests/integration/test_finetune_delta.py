@@ -29,7 +29,6 @@ TEXTS = [
 FAST = dict(
     lr=1e-2, batch_size=4, micro_batch_size=2, max_length=32, warmup_ratio=0.0, progress=False
 )
-REALDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata"
 
 
 def write_jsonl(path: Path, texts: list[str]) -> Path:
@@ -287,11 +286,9 @@ def test_empty_delta_file_round_trips(files, tmp_path):
     assert (tmp_path / "again.st").read_bytes() == (tmp_path / "d.st").read_bytes()
 
 
-def test_real_model_sparse_finetune(tmp_path):
+def test_real_model_sparse_finetune(realdata, tmp_path):
     """stories260K (a real trained Llama, GQA) on real English text: loss falls, slices move."""
-    model_dir, corpus = REALDATA / "models" / "stories260K", REALDATA / "corpus" / "en.jsonl"
-    if not model_dir.is_dir() or not corpus.is_file():
-        pytest.skip(f"real material not found under {REALDATA}")
+    model_dir, corpus = realdata / "models" / "stories260K", realdata / "corpus" / "en.jsonl"
     base = load(model_dir)
     neurons = make_neuron_file(base, tmp_path / "en.safetensors", p=0.05)
     out = tmp_path / "en.delta.safetensors"

@@ -1,13 +1,14 @@
-"""First-order Q/K scoring (mwork.qkapprox) equals the linearisation of Eq. 8, float64.
+"""First-order Q/K scoring (mwork.plnd.first_order) equals the linearisation of Eq. 8, float64.
 
 The reference (qkreference.brute_force_sq_change with scale_dim(1 − ε)) scales one pre-RoPE Q or
 K dim by (1 − ε), i.e. removes ε·Δ from the scores, and recomputes the attention probabilities
 from scratch (RoPE, GQA, ALiBi, soft-capping, sliding window, padding). Its squared change is
 ε²·(first order)² + O(ε³), so brute(ε)/ε must converge to the first-order importance with an
-error that shrinks linearly in ε. It shares no code with mwork.qkapprox, and at ε = 1 it is the
-exact Eq. 8 (checked against mwork.plnd too).
+error that shrinks linearly in ε. It shares no code with mwork.plnd.first_order, and at ε = 1 it
+is the exact Eq. 8 (checked against mwork.plnd too).
 """
 
+import numpy as np
 import pytest
 import torch
 from qkreference import (
@@ -18,15 +19,14 @@ from qkreference import (
     tiny_detection_inputs,
 )
 
-from mwork import qkapprox
 from mwork.adapters import AttnGeometry, attention_allowed, get_adapter
 from mwork.cli import main
 from mwork.detect import detect_to_file
 from mwork.errors import MworkError
-from mwork.plnd import PLNDProbe, qk_importance
-from mwork.qkapprox import QK_SCORING_MODES
+from mwork.plnd import PLNDProbe, first_order, qk_importance
+from mwork.plnd.first_order import QK_SCORING_MODES
 from mwork.settings import DetectionSettings, ModelSpec, schema_default
-from mwork.tiny import QK_NORM_FAMILIES, save_tiny_model_dir, tiny_model
+from mwork.tiny import QK_NORM_FAMILIES, tiny_model
 
 FO = "first-order"
 EPSILONS = (1e-2, 1e-3, 1e-4)
@@ -220,11 +220,11 @@ def test_cli_rejects_first_order_with_released_code_before_loading(tmp_path, cap
 def test_whole_batch_in_one_block_when_memory_allows(monkeypatch):
     """No per-document loop: with a large budget a batch of 8 documents of different lengths is
     one block per removal, for 64 tokens as for 256."""
-    real = qkapprox._block_first_order
+    real = first_order._block_first_order
     for seq in (64, 256):
         calls = []
         monkeypatch.setattr(
-            qkapprox, "_block_first_order", lambda *a, calls=calls: calls.append(1) or real(*a)
+            first_order, "_block_first_order", lambda *a, calls=calls: calls.append(1) or real(*a)
         )
         g = torch.Generator().manual_seed(0)
         q = torch.randn(8, 4, seq, 8, generator=g)
@@ -274,12 +274,14 @@ def test_detect_to_file_records_first_order_and_reruns_identically(tmp_path):
     assert exact.meta["qk_scoring"] == "exact" and first.meta["qk_scoring"] == FO
     for i in range(exact.n_layers):
         for c in ("ffn", "attn_v"):
-            assert torch.equal(exact.indices(i, c), first.indices(i, c))
+            assert np.array_equal(exact.indices(i, c), first.indices(i, c))
     assert f_path.read_bytes() == g_path.read_bytes()
 
 
-def test_detect_refuses_first_order_on_a_qk_norm_model_before_scoring(tmp_path, monkeypatch):
-    model_dir = save_tiny_model_dir(tmp_path / "m", "qwen3", ["a b c", "d e f"], vocab_size=40)
+@pytest.mark.parametrize("model_dir", ["qwen3"], indirect=True)
+def test_detect_refuses_first_order_on_a_qk_norm_model_before_scoring(
+    model_dir, tmp_path, monkeypatch
+):
     corpus = tmp_path / "en.jsonl"
     corpus.write_text('{"text": "a b c d"}\n', encoding="utf-8")
     monkeypatch.setattr(PLNDProbe, "run", lambda *a, **k: pytest.fail("scored before the check"))

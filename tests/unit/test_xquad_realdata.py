@@ -15,13 +15,11 @@ import string
 import sys
 import unicodedata
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from mwork.lmeval_tasks.metrics import qa_exact_match, qa_f1
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata" / "benchmarks" / "xquad"
 LANGS = ("en", "de", "zh", "es", "ru")
 
 # --- official definitions, written out from the published scripts ------------------------------
@@ -71,12 +69,10 @@ def official_em(pred: str, gold: str, lang: str) -> float:
 
 # -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def rows() -> dict[str, list[dict]]:
-    if not REAL.is_dir():
-        print(f"skipping: real XQuAD rows not found at {REAL}")
-        pytest.skip(f"real XQuAD rows not found at {REAL}")
+def rows(realdata) -> dict[str, list[dict]]:
+    xquad = realdata / "benchmarks" / "xquad"
     return {
-        lang: [json.loads(x) for x in (REAL / f"{lang}.jsonl").read_text("utf-8").splitlines()]
+        lang: [json.loads(x) for x in (xquad / f"{lang}.jsonl").read_text("utf-8").splitlines()]
         for lang in LANGS
     }
 

@@ -1,19 +1,20 @@
 """The Snakemake DAG: lint, dry-run of the real study, and a real tiny run of corpus + detection."""
 
-import json
-import random
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from wfhelpers import copy_config
 
+from mwork.cli import main as cli
 from mwork.neuronset import load_neuron_set
-from mwork.tiny import save_tiny_model_dir
 
 ROOT = Path(__file__).resolve().parents[2]
+LANGS = ("en", "de", "zh")  # .test/data
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 
 
@@ -54,33 +55,14 @@ def test_bad_config_fails_with_schema_message(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_workdir(tmp_path_factory) -> Path:
+    """.test/config_model.yaml run as its README says, with `wd` as the repository root: the
+    corpora of .test/data, a model from `mwork tiny-model`, detection only."""
     wd = tmp_path_factory.mktemp("wf")
-    rng = random.Random(0)
-    words = {
-        "en": "the cat sat on a mat and ran far away".split(),
-        "de": "der hund lief über die straße und bellte laut".split(),
-        "zh": list("我们今天去公园散步天气很好"),
-    }
-    (wd / "data").mkdir()
-    texts = []
-    for lang, w in words.items():
-        sep = "" if lang == "zh" else " "
-        docs = [sep.join(rng.choice(w) for _ in range(rng.randint(10, 30))) for _ in range(12)]
-        texts += docs
-        (wd / "data" / f"{lang}.jsonl").write_text(
-            "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in docs),
-            encoding="utf-8",
-        )
-    save_tiny_model_dir(wd / "model", "llama", texts, vocab_size=150)
-    (wd / "config.yaml").write_text("""
-models:
-  tiny: {path: model, n_layers: 2, n1: 1, n2: 0, dtype: float32}
-languages: {detect: [en, de, zh]}
-corpus:
-  min_chars: 10
-  sources: {en: {path: data/en.jsonl}, de: {path: data/de.jsonl}, zh: {path: data/zh.jsonl}}
-detection: {n_docs: 8, shards: 2, batch_size: 4, max_tokens: 64, shared_languages: [en, de, zh]}
-""")
+    shutil.copytree(ROOT / ".test" / "data", wd / ".test" / "data")
+    texts = wd / ".test" / "texts.jsonl"
+    texts.write_bytes(b"".join((wd / ".test" / "data" / f"{x}.jsonl").read_bytes() for x in LANGS))
+    assert cli(["tiny-model", "--texts", str(texts), "--out", str(wd / ".test" / "model")]) == 0
+    copy_config("model", wd)
     res = snakemake("--configfile", str(wd / "config.yaml"), "-d", str(wd), "--cores", "2", cwd=wd)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return wd

@@ -145,14 +145,36 @@ FT_TRAIN_KEYS += ["packing", "seed", "neuron_seed", "components", "regions", "ca
 FT_TRAIN_KEYS += ["train_gate", "precision", "gradient_checkpointing", "allow_empty"]
 
 
-def get_finetune_settings(wildcards):
-    """FinetuneSettings of one training job: hyperparameters, the kind, and the layer split only
+def finetune_settings(model, kind):
+    """FinetuneSettings of one training run: hyperparameters, the kind, and the layer split only
     with regions."""
-    out = pick(FT, FT_TRAIN_KEYS) | {"mode": wildcards.kind}
+    out = pick(FT, FT_TRAIN_KEYS) | {"mode": kind}
     if FT["regions"] is not None:
-        spec = config["models"][wildcards.model]
+        spec = config["models"][model]
         out.update(n1=spec["n1"], n2=spec["n2"])
     return out
+
+
+def get_finetune_settings(wildcards):
+    return finetune_settings(wildcards.model, wildcards.kind)
+
+
+FT_RUN_DIRS = [f"{kind}-{n}" for kind, n in PLAN.finetune_runs()]
+
+
+def get_finetune_runs(wildcards):
+    """Every (kind, N) run of one language with its FinetuneSettings (finetune_language)."""
+    return [
+        {"kind": kind, "n": n, "settings": finetune_settings(wildcards.model, kind)}
+        for kind, n in PLAN.finetune_runs()
+    ]
+
+
+def get_finetune_language_neurons(wildcards):
+    """The language's neuron file when a run trains its neurons (ls, random)."""
+    if all(kind == "full" for kind, _ in PLAN.finetune_runs()):
+        return []
+    return f"results/{wildcards.model}/neurons/{wildcards.lang}.safetensors"
 
 
 def get_finetune_neurons(wildcards):

@@ -26,6 +26,8 @@ KNOWN_GPU_RULES = {  # the GPU rules at the time of writing; the parser must fin
     "measure_deactivation_ppl",
     "record_activations",
     "finetune_neurons",
+    "finetune_language",
+    "evaluate_finetuned",
 }
 # Runner-side packages: they drive the jobs from the submitting environment and are not needed
 # inside the jobs' conda env (Snakemake puts its own install on the scripts' sys.path).

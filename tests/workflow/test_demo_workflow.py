@@ -40,7 +40,7 @@ def test_demo_config_validates_and_plans_every_stage(tmp_path):
         "plot_overlap",
         "plot_deactivation",
         "download_wiki",
-        "finetune_neurons",
+        "finetune_language",  # demo/config.yaml: finetune.group_runs
         "plot_enhancement",
         "record_activations",
         "select_lape_neurons",

@@ -5,6 +5,7 @@ An `MworkError` raised by the job is the log's last line (`error: <problem>; <fi
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import platform
@@ -35,6 +36,7 @@ def setup_rule_logging(log_path: str, **context: object) -> logging.Logger:
     log.info("%s", versions)
     for key, value in context.items():
         log.info("%s: %s", key, value)
+    atexit.register(log.info, "job done")  # the log's last line times the job's end
     return log
 
 

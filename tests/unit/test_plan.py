@@ -117,9 +117,12 @@ def test_count_peers_are_the_task_table_or_the_sweep(demo: dict[str, Any]) -> No
     ]
     per_task = {t["task"]: t["count_peers"] for t in plan.job_tasks("demo-llama", "R_all-s0", ALL)}
     assert per_task["xquad"] != per_task["xcsqa"]  # each task keeps its own table's count
-    assert Plan(load(ROOT / "demo/config.yaml", deactivation={"count": "all"})).count_peers(
-        "xquad", "D_U"
-    ) == []
+    assert (
+        Plan(load(ROOT / "demo/config.yaml", deactivation={"count": "all"})).count_peers(
+            "xquad", "D_U"
+        )
+        == []
+    )
 
 
 def test_labels_match_the_wildcard_grammar(demo: dict[str, Any]) -> None:

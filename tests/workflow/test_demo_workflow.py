@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from wfhelpers import copy_config, copy_run, edit_config, planned
 
 from mwork.layout import TABLE_FILES
@@ -84,10 +85,14 @@ def test_reduced_demo_runs_every_stage(demo_run):
         "fig4_enhancement",
     ):
         assert (r / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    cfg = yaml.safe_load((demo_run / "config.yaml").read_text(encoding="utf-8"))
+    job = "all" if cfg["evaluation"].get("group_languages") else "zh"  # as demo/config.yaml: all
     for kind, n in (("ls", 2), ("ls", 4), ("random", 4), ("full", 4)):
         delta = r / "demo-llama" / "finetune" / f"{kind}-{n}" / "zh.delta.safetensors"
         assert delta.stat().st_size > 0, delta
-        result = json.loads((r / "demo-llama" / "eval" / f"ft_{kind}-{n}" / "zh.json").read_text())
+        result = json.loads(
+            (r / "demo-llama" / "eval" / f"ft_{kind}-{n}" / f"{job}.json").read_text()
+        )
         assert [(e["mask_lang"], e["eval_langs"]) for e in result["runs"]] == [
             ("zh", ["en"]),
             ("zh", ["zh"]),

@@ -79,7 +79,8 @@ def test_tiny_run_writes_every_neuron_file(tiny_workdir):
     summary = (neurons / "summary.csv").read_text().splitlines()
     assert summary[0] == "model,lang,variant,layer,component,selected,units,share"
     assert (tiny_workdir / "logs" / "detect_neurons" / "tiny" / "zh.0-of-2.log").read_text().strip()
-    assert (tiny_workdir / "benchmarks" / "detect_neurons" / "tiny" / "zh.0-of-2.tsv").exists()
+    bench = tiny_workdir / "logs" / "benchmarks" / "detect_neurons" / "tiny" / "zh.0-of-2.tsv"
+    assert bench.exists()
 
 
 def test_one_language_reruns_alone(tiny_workdir):

@@ -393,6 +393,7 @@ def test_ctrl_c_in_a_real_process(tmp_path):
     assert not (tmp_path / "pool.jsonl").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter importing mwork (~2.5 s)
 def test_closed_stdout_pipe_is_quiet(model_dir, corpus, tmp_path):
     """`mwork neurons summary F | head -0`: no traceback, the SIGPIPE status, file untouched."""
     f = tmp_path / "n.safetensors"

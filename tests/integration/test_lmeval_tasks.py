@@ -193,6 +193,7 @@ def test_task_manager_indexes_generated_tasks_only(tmp_path: Path) -> None:
         write_task_dir(specs[:1] * 2, tmp_path / "dup")
 
 
+@pytest.mark.slow  # lm-eval runs
 def test_all_four_tasks_run_through_lm_eval(env: dict[str, Any]) -> None:
     specs = [
         _spec(env, "mgsm", "en"),
@@ -285,6 +286,7 @@ class _CountForwards:
         self.handle.remove()
 
 
+@pytest.mark.slow  # an lm-eval run
 def test_intervention_is_active_during_evaluation(env: dict[str, Any]) -> None:
     counter = _CountForwards(env["model"])
     res = evaluate_tasks(

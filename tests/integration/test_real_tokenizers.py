@@ -111,6 +111,7 @@ def _specs(realdata: Path, langs=("en", "zh")) -> list[dict]:
     ]
 
 
+@pytest.mark.slow  # eight lm-eval tasks
 def test_all_four_tasks_on_real_rows(name, model_dir, realdata, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
     model, tok, _ = load_spec(ModelSpec(ref=str(model_dir), dtype="float32"), "cpu")

@@ -23,6 +23,8 @@ from mwork.scores import collect_scores
 from mwork.settings import DetectionSettings, EvaluationSettings, ModelSpec
 from mwork.tables import make_tables
 
+pytestmark = pytest.mark.slow  # a real model end to end, with an lm-eval run
+
 
 @pytest.fixture(scope="module")
 def spec(realdata) -> ModelSpec:

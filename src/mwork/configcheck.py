@@ -8,11 +8,11 @@ or fine-tuned language without neurons, a language without a corpus, an unknown 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mwork.layout import ENGLISH
+from mwork.runlabel import RunLabel
 
 if TYPE_CHECKING:
     from mwork.plan import Plan
@@ -105,8 +105,7 @@ def _check_layer_splits(plan: Plan) -> None:
                 "lower n1 or n2 (understanding and generation layers must not overlap)",
             )
         for where, label in labels:
-            o1, o2 = (re.search(rf"-{k}_(\d+)", label) for k in ("n1", "n2"))
-            l1, l2 = (int(o1.group(1)) if o1 else n1), (int(o2.group(1)) if o2 else n2)
+            l1, l2 = RunLabel.parse(label).layer_split(n1, n2)
             if l1 + l2 > n_layers:
                 raise ConfigError(
                     f"{where}: {label} needs N1 + N2 = {l1} + {l2} layers but model {model} "

@@ -16,6 +16,7 @@ from typing import Any
 
 from mwork.configcheck import ConfigError, check_config
 from mwork.layout import BASELINE, ENGLISH, TABLE_FILES, delta_file, eval_file, neuron_file
+from mwork.runlabel import RunLabel
 
 __all__ = ["ALL", "ENGLISH", "ConfigError", "Plan"]
 
@@ -244,7 +245,8 @@ class Plan:
 
     def job_tasks(self, model: str, label: str, lang: str) -> list[dict[str, Any]]:
         """`mwork.evaluate.TaskRun` mappings of one job: task, language, specs, count peers."""
-        masked = label != BASELINE and not label.startswith("ft_")
+        run = RunLabel.parse(label)
+        masked = not (run.is_baseline or run.is_finetuned)
         return [
             {
                 "task": task,
@@ -261,11 +263,10 @@ class Plan:
         if label == BASELINE:
             return {}
         langs = dict.fromkeys(l for _, l in self._job(model, label, lang))
-        ft = re.fullmatch(r"ft_(ls|random|full)-(\d+)", label)
-        if ft:
-            return {l: delta_file(model, ft.group(1), ft.group(2), l) for l in langs}
-        variant = re.search(r"\.(minus-en|minus-shared)(?:-s\d+)?$", label)
-        return {l: neuron_file(model, l, variant.group(1) if variant else "all") for l in langs}
+        run = RunLabel.parse(label)
+        if run.is_finetuned:
+            return {l: delta_file(model, run.finetune, run.n_docs, l) for l in langs}
+        return {l: neuron_file(model, l, run.variant) for l in langs}
 
     def job_data(self, model: str, label: str, lang: str) -> list[str]:
         """Local task data files a job reads (inputs, so a rule generating them runs first)."""

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from mwork.atomic import check_regular_target
 from mwork.errors import MworkError
 
 
@@ -64,6 +65,8 @@ def check_output(
                 f"{option} {out} is also an input of this command (it would be overwritten)",
                 f"choose another {option} path",
             )
+    if not out.is_dir():  # a directory gets its own message below
+        check_regular_target(out, option)  # no device node, FIFO or symlink is replaced
     for d in model_dirs:
         if Path(d).is_dir() and _inside(out, Path(d)):
             raise MworkError(
@@ -117,6 +120,11 @@ def check_output_dir(
         marker: file name every output of the command holds (None: only empty ones are replaced).
     """
     out = Path(out)
+    if out.is_symlink():
+        raise MworkError(
+            f"{option} {out} is a symlink (to {os.readlink(out)}); the directory would replace it",
+            "pass a real directory path",
+        )
     for p in inputs:
         if _inside(Path(p), out):
             raise MworkError(

@@ -100,7 +100,7 @@ def get_evaluation_settings():
     """mwork.settings.EvaluationSettings of the evaluation jobs (not n_boot, tasks, sweep, ...)."""
     if EVAL is None:  # detection only: the evaluation rules are never planned
         return {}
-    out = pick(EVAL, ["batch_size", "limit", "max_gen_toks"])
+    out = pick(EVAL, ["batch_size", "limit", "max_gen_toks", "backend", "vllm"])
     return out | {"mask_mode": config["deactivation"]["mask_mode"]}
 
 

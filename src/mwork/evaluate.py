@@ -148,7 +148,9 @@ def evaluate_job(
             delta file for a fine-tuned label; empty for the baseline. One per task language.
         tasks: the job's tasks (`TaskRun` or the planner's mappings).
         out_json: the job's result file.
-        settings: lm-eval batch size, item limit, generation length, mask mode, count rule.
+        settings: lm-eval batch size, item limit, generation length, mask mode, count rule,
+            backend (hf, or vllm: one engine per job, `mwork.vllm_backend`; masks always in
+            weights mode, mirrored into the engine).
         device: "auto", "cpu", "cuda", ...
 
     Returns:
@@ -180,7 +182,13 @@ def evaluate_job(
     if masked:
         for l in langs:
             _check_neurons(sources[l], run, l)
-    model, tokenizer, adapter = load_spec(spec, device)
+    vllm = settings.backend == "vllm"
+    if vllm:  # vLLM runs the model; the HF copy on the CPU is what masks and deltas edit
+        from mwork.vllm_backend import open_backend, require_vllm
+
+        require_vllm()
+    model, tokenizer, adapter = load_spec(spec, "cpu" if vllm else device)
+    backend = open_backend(spec, settings, model, tokenizer) if vllm else None
     fingerprint = model_fingerprint(model)
     sets = (
         {l: load_neuron_set(sources[l], expect_fingerprint=fingerprint) for l in langs}
@@ -227,7 +235,8 @@ def evaluate_job(
             batch_size=settings.batch_size,
             limit=settings.limit,
             max_gen_toks=settings.max_gen_toks,
-            intervention=intervention,
+            intervention=backend.wrap(intervention) if backend else intervention,
+            lm=backend.lm if backend else None,
         )
         for eval_lang in dict.fromkeys(s.lang for s in task.specs):
             scored = {k: v for k, v in result["tasks"].items() if v["spec"]["lang"] == eval_lang}
@@ -247,6 +256,8 @@ def evaluate_job(
                 eval_lang,
                 ", ".join(f"{k}={v['metrics']}" for k, v in scored.items()),
             )
+    if backend is not None:
+        backend.close()
     data = {"schema": RESULT_SCHEMA, "model": spec.label, "label": run.text, "lang": lang}
     data["runs"] = entries
     write_json(out_json, data)
@@ -277,4 +288,5 @@ def _masking(
         info["mask_lang"],
         info["neurons"]["by_region"],
     )
-    return info, lambda: mask_neurons(adapter, selection, settings.mask_mode)
+    mode = "weights" if settings.backend == "vllm" else settings.mask_mode  # vLLM: no hooks
+    return info, lambda: mask_neurons(adapter, selection, mode)

@@ -134,6 +134,7 @@ def evaluate_tasks(
     hf_cache_dir: str | Path | None = None,
     max_length: int | None = None,
     apply_chat_template: bool = False,
+    lm: Any = None,
 ) -> dict[str, Any]:
     """Run lm-eval (simple_evaluate) on `model` for each task spec and collect the results.
 
@@ -155,6 +156,8 @@ def evaluate_tasks(
             are cut from the left by lm-eval (the start of an XQuAD context, and the BOS, go).
         apply_chat_template: wrap prompts in the tokenizer's chat template. The paper used none
             (plain prompts, BOS added by the tokenizer), hence False by default.
+        lm: an lm-eval model to use instead of wrapping `model` in HFLM (the vllm backend's
+            `mwork.vllm_backend.lm.VllmLM`; batch_size and max_length are then its own).
 
     Returns:
         The JSON content: {"schema", "lm_eval_version", "settings", "tasks": {name: {"spec",
@@ -170,7 +173,9 @@ def evaluate_tasks(
         lm_kwargs: dict[str, Any] = {"batch_size": batch_size}
         if max_length is not None:
             lm_kwargs["max_length"] = max_length
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, **lm_kwargs)
+        backend = "hf" if lm is None else getattr(lm, "mwork_backend", type(lm).__name__)
+        if lm is None:
+            lm = HFLM(pretrained=model, tokenizer=tokenizer, **lm_kwargs)
         manager = TaskManager(include_path=run_dir, include_defaults=False)
         gen_kwargs = {"max_gen_toks": max_gen_toks} if max_gen_toks else None
         guard = intervention() if intervention is not None else contextlib.nullcontext()
@@ -222,6 +227,7 @@ def evaluate_tasks(
             "intervention": intervention is not None,
             "cache": cache_path is not None,
             "chat_template": apply_chat_template,
+            "backend": backend,
         },
         "tasks": tasks,
     }

@@ -11,6 +11,7 @@ the script turns them into one of these objects with `from_mapping` (unknown key
     DetectionSettings    detection               PLND detector (recorded in neuron files)
     LapeSettings         detection.lape          LAPE selection (mwork.lape)
     EvaluationSettings   evaluation + deactivation (mask_mode, count rule)
+    VllmSettings         evaluation.vllm         the vLLM engine of an evaluation job
     PerplexitySettings   perplexity + deactivation (mask_mode, count rule)
     LensSettings         figures.lens            the layer-wise language lens
     TableSettings        evaluation.n_boot / boot_seed
@@ -244,10 +245,25 @@ class EvaluationSettings(FromMapping):
     batch_size: int = schema_field("evaluation/batch_size")
     limit: int | None = schema_field("evaluation/limit")
     max_gen_toks: int | None = schema_field("evaluation/max_gen_toks")
+    backend: str = schema_field("evaluation/backend")
+    vllm: dict[str, Any] = schema_field("evaluation/vllm")
     mask_mode: str = schema_field("deactivation/mask_mode")
     count: str = schema_field("deactivation/count")
     attn_n: int | None = schema_field("deactivation/attn_n")
     ffn_n: int | None = schema_field("deactivation/ffn_n")
+
+
+@dataclass(frozen=True)
+class VllmSettings(FromMapping):
+    """vLLM engine settings of an evaluation job (config `evaluation.vllm`; mwork.vllm_backend)."""
+
+    SECTION: ClassVar[str] = "evaluation.vllm"
+
+    max_model_len: int | None = schema_field("evaluation/vllm/max_model_len")
+    gpu_memory_utilization: float = schema_field("evaluation/vllm/gpu_memory_utilization")
+    cpu_kvcache_gib: float = schema_field("evaluation/vllm/cpu_kvcache_gib")
+    tensor_parallel_size: int = schema_field("evaluation/vllm/tensor_parallel_size")
+    enforce_eager: bool = schema_field("evaluation/vllm/enforce_eager")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,16 @@ FAMILIES: tuple[str, ...] = (
 """Tiny model kinds: one per supported `model_type`, plus `llama3` (Llama-3.x rope scaling) and
 `mistral_nemo` (explicit head_dim 16 ≠ hidden/heads 8) through the Llama/Mistral adapter."""
 
+VLLM_SHAPE: dict[str, int] = dict(
+    hidden_size=128,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=32,
+    intermediate_size=192,
+)
+"""Config overrides giving a tiny model vLLM's CPU attention can run (head_dim >= 32, a multiple
+of 16; GQA 4:2), for the vllm backend's tests (`tests/vllm/`)."""
+
 QK_NORM_FAMILIES: tuple[str, ...] = ("gemma3", "qwen3", "olmo2")
 """Tiny kinds with RMSNorm on queries and keys (their norm gains are randomised)."""
 
@@ -181,12 +191,20 @@ def train_tokenizer(
 
 
 def save_tiny_model_dir(
-    out_dir: str | Path, family: str, texts: Iterable[str], seed: int = 0, vocab_size: int = 300
+    out_dir: str | Path,
+    family: str,
+    texts: Iterable[str],
+    seed: int = 0,
+    vocab_size: int = 300,
+    **overrides: object,
 ) -> Path:
-    """Write a `from_pretrained`-loadable model directory (random weights + trained tokenizer)."""
+    """Write a `from_pretrained`-loadable model directory (random weights + trained tokenizer).
+
+    `overrides` change config fields (e.g. `VLLM_SHAPE`: head_dim 32 for vLLM's CPU attention).
+    """
     out = Path(out_dir)
     tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
-    model = tiny_model(family, seed=seed, vocab_size=len(tokenizer))
+    model = tiny_model(family, seed=seed, vocab_size=len(tokenizer), **overrides)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

@@ -42,6 +42,8 @@ try:
     PLAN.check()
 except ConfigError as exc:
     config_error(exc.problem, exc.fix)
+if workflow.is_main_process:  # start-up (and dry-run) log: which model serves which figure/table
+    print("\n".join(PLAN.roles.summary()), file=sys.stderr)
 
 MODELS = PLAN.models
 DETECT_LANGS = PLAN.detect_langs

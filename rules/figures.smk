@@ -8,7 +8,7 @@
 
 rule plot_english_ratio:
     input:
-        tables=get_lens_tables,
+        tables=get_lens_tables("fig1"),
     output:
         pdf="results/figures/fig1_english_ratio.pdf",
         png=report(
@@ -30,7 +30,7 @@ rule plot_english_ratio:
 
 rule plot_language_distribution:
     input:
-        tables=get_lens_tables,
+        tables=get_lens_tables("fig7"),
     output:
         pdf="results/figures/fig7_language_distribution.pdf",
         png=report(

@@ -240,17 +240,17 @@ def get_lens_prompts_input(wildcards):
 # --- figures (rules/figures.smk) ---
 
 
-def get_lens_tables(wildcards):
-    """Lens tables of every lens model and variant (one panel each, model-major)."""
+def get_lens_tables(figure):
+    """Lens tables of one figure's models (fig1, fig7), every variant (one panel each, model-major)."""
+    models = PLAN.roles.fig1 if figure == "fig1" else PLAN.roles.fig7
     return expand(
-        "results/{model}/lens/{lens_variant}.csv",
-        model=LENS["models"],
-        lens_variant=LENS["variants"],
+        "results/{model}/lens/{lens_variant}.csv", model=models, lens_variant=LENS["variants"]
     )
 
 
 def get_neuron_summaries(wildcards):
-    return expand("results/{model}/neurons/summary.csv", model=FIGURES["neuron_models"] or MODELS)
+    models = PLAN.roles.neuron_figure_models()
+    return expand("results/{model}/neurons/summary.csv", model=models)
 
 
 def get_overlap_neurons(wildcards):

@@ -51,6 +51,7 @@ def check_config(plan: Plan) -> None:
             f"no corpus source for language(s) {missing}",
             f"add corpus.sources.{missing[0]} (a path or a dataset) to the config",
         )
+    _check_model_names(plan)
     _check_layer_splits(plan)
     for _, _, lang in plan.masked_runs():
         if lang not in plan.all_langs:
@@ -73,6 +74,23 @@ def check_config(plan: Plan) -> None:
             )
 
 
+def _check_model_names(plan: Plan) -> None:
+    """Every model a stage or figure list names is configured under `models`."""
+    fig = plan.figures
+    lists = {"evaluation.models": (plan.eval or {}).get("models") or []}
+    lists["figures.lens.models"] = plan.roles.fig1
+    lists["figures.lens.fig7_models"] = plan.roles.fig7
+    lists["figures.neuron_models"] = fig.get("neuron_models") or []
+    lists |= {f"figures.overlap.{k}": v or [] for k, v in fig.get("overlap", {}).items()}
+    for key, models in lists.items():
+        for model in models:
+            if model not in plan.models:
+                raise ConfigError(
+                    f"{key} lists '{model}', which is not under models",
+                    f"add it to models or remove it from {key}",
+                )
+
+
 def _layer_labels(plan: Plan) -> list[tuple[str, str]]:
     """(config key, run label) of every configured condition and sweep label."""
     labels: list[tuple[str, str]] = []
@@ -91,14 +109,25 @@ def _layer_labels(plan: Plan) -> list[tuple[str, str]]:
 def _check_layer_splits(plan: Plan) -> None:
     """Every model's N1/N2 and each label's override fit its layers (and its config.json)."""
     labels = _layer_labels(plan)
+    full = plan.roles.full_models()
     for model, spec in plan.config["models"].items():
-        n_layers, n1, n2 = spec["n_layers"], spec["n1"], spec["n2"]
+        n_layers = spec["n_layers"]
         real = local_layer_count(spec["path"]) if "path" in spec else None
         if real is not None and real != n_layers:
             raise ConfigError(
                 f"models.{model}.n_layers is {n_layers} but {spec['path']}/config.json has {real}",
                 f"set models.{model}.n_layers: {real}",
             )
+        if "n1" not in spec or "n2" not in spec:
+            if model in full:
+                raise ConfigError(
+                    f"models.{model} has no n1/n2 but takes part in the deactivation or "
+                    "enhancement study",
+                    f"set models.{model}.n1 and n2 (paper App. H), or list the study's models "
+                    "in evaluation.models (null means every model that is not lens-only)",
+                )
+            continue
+        n1, n2 = spec["n1"], spec["n2"]
         if n1 + n2 > n_layers:
             raise ConfigError(
                 f"models.{model}: n1 + n2 = {n1} + {n2} exceeds its {n_layers} layers",

@@ -16,6 +16,7 @@ from typing import Any
 
 from mwork.configcheck import ConfigError, check_config
 from mwork.layout import BASELINE, ENGLISH, TABLE_FILES, delta_file, eval_file, neuron_file
+from mwork.roles import ModelRoles
 from mwork.runlabel import RunLabel
 
 __all__ = ["ALL", "ENGLISH", "ConfigError", "Plan"]
@@ -37,6 +38,7 @@ class Plan:
         self.eval: Mapping[str, Any] | None = config.get("evaluation")
         self.ft: Mapping[str, Any] | None = config.get("finetune")
         self.figures: Mapping[str, Any] = config.get("figures", {})
+        self.roles = ModelRoles(config)  # which stages each model takes part in (mwork.roles)
 
     def check(self) -> None:
         """Raise ConfigError for the first inconsistency the schema cannot see
@@ -68,7 +70,10 @@ class Plan:
         return [l for l in self.detection["shared_languages"] if l != lang]
 
     def neuron_files(self, model: str) -> list[str]:
-        """Every neuron file of a model: all languages, then each variant's."""
+        """Every neuron file of a model: all languages, then each variant's; a model of the
+        neuron figures only (no deactivation, no enhancement): the detection languages."""
+        if model not in self.roles.full_models():
+            return [neuron_file(model, l) for l in self.detect_langs]
         files = [neuron_file(model, l) for l in self.all_langs]
         for v in self.detection["variants"]:
             files += [neuron_file(model, l, v) for l in self.variant_langs(v)]
@@ -78,8 +83,8 @@ class Plan:
         """Neuron files, variants and summaries of every model (+ the detector comparison)."""
         out = []
         if self.compares_detectors:
-            out += [f"results/{m}/neurons_lape/agreement.csv" for m in self.models]
-        for model in self.models:
+            out += [f"results/{m}/neurons_lape/agreement.csv" for m in self.roles.full_models()]
+        for model in self.roles.detection_models():
             out += self.neuron_files(model) + [f"results/{model}/neurons/summary.csv"]
         return out
 
@@ -133,10 +138,8 @@ class Plan:
         return sorted(dict.fromkeys(table)) if label in table else [label]
 
     def deactivation_models(self) -> list[str]:
-        """Models of the deactivation study (evaluation.models; null = every model)."""
-        if self.eval is None or self.eval["models"] is None:
-            return self.models
-        return list(self.eval["models"])
+        """Models of the deactivation study (evaluation.models; null = every non-lens-only one)."""
+        return self.roles.deactivation_models()
 
     # --- fine-tuning ----------------------------------------------------------------------
 
@@ -283,12 +286,14 @@ class Plan:
     # --- targets --------------------------------------------------------------------------
 
     def table_targets(self) -> list[str]:
-        """Every table of every model (none without an evaluation section)."""
+        """Every table of every evaluated model (none without an evaluation section)."""
         if self.eval is None:
             return []
+        evaluated = set(self.deactivation_models()) | set(self.finetune_eval_models())
         return [
             f"results/{m}/tables/{name}.{ext}"
             for m in self.models
+            if m in evaluated
             for name in TABLE_FILES.values()
             for ext in ("csv", "md")
         ]
@@ -302,7 +307,7 @@ class Plan:
         if "perplexity" not in self.config:
             return []
         names = ["deactivation"] + (["deactivation_lape"] if self.compares_detectors else [])
-        return [f"results/{m}/ppl/{n}.md" for m in self.models for n in names]
+        return [f"results/{m}/ppl/{n}.md" for m in self.roles.full_models() for n in names]
 
     def figure_targets(self) -> list[str]:
         """Every figure the config asks for."""
@@ -310,9 +315,13 @@ class Plan:
         names = []
         if self.compares_detectors:
             names.append("detector_agreement")
-        if fig["lens"]["models"]:
-            names += ["fig1_english_ratio", "fig7_language_distribution"]
-        names += ["fig3_neuron_counts", "neuron_share", *fig["overlap"]]
+        if self.roles.fig1:
+            names.append("fig1_english_ratio")
+        if self.roles.fig7:
+            names.append("fig7_language_distribution")
+        if self.roles.neuron_figure_models():
+            names += ["fig3_neuron_counts", "neuron_share"]
+        names += [f for f in fig["overlap"] if self.roles.overlap_models(f)]
         if fig["deactivation"] and self.table_targets():
             names.append("deactivation_summary")
         if self.finetune_eval_models():
@@ -321,5 +330,4 @@ class Plan:
 
     def overlap_pairs(self, figure: str) -> list[list[str]]:
         """(model, lang) of each neuron file of one overlap figure, model-major."""
-        models = self.figures["overlap"][figure] or self.models
-        return [[m, l] for m in models for l in self.detect_langs]
+        return [[m, l] for m in self.roles.overlap_models(figure) for l in self.detect_langs]

@@ -7,9 +7,6 @@ import re
 import sys
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
-
 try:
     import mwork
 except ImportError:  # Snakemake from another environment: plan from the sources beside us
@@ -17,7 +14,9 @@ except ImportError:  # Snakemake from another environment: plan from the sources
 from mwork.layout import TABLE_FILES
 from mwork.lmeval_tasks import TASKS
 from mwork.plan import ALL, ENGLISH, ConfigError, Plan
+from mwork.preflight import preflight_warnings
 from mwork.runlabel import CONDITION_LABEL_PATTERN
+from mwork.studyconfig import validate_config
 
 
 def config_error(problem, fix):
@@ -26,24 +25,14 @@ def config_error(problem, fix):
     sys.exit(2)
 
 
-try:
-    validate(config, schema="../src/mwork/data/config.schema.yaml", set_default=True)
-except WorkflowError as exc:  # jsonschema's report is pages long; its first sentence suffices
-    err = exc.__context__
-    if not hasattr(err, "absolute_path"):
-        raise
-    where = ".".join(str(p) for p in err.absolute_path) or "top level"
-    config_error(
-        f"{where}: {err.message[:300]}", "fix it (schema: src/mwork/data/config.schema.yaml)"
-    )
-
-PLAN = Plan(config)
-try:
-    PLAN.check()
+try:  # the schema (defaults filled in), then Plan.check(): one line naming the key, "did you mean"
+    validate_config(config)
 except ConfigError as exc:
     config_error(exc.problem, exc.fix)
-if workflow.is_main_process:  # start-up (and dry-run) log: which model serves which figure/table
-    print("\n".join(PLAN.roles.summary()), file=sys.stderr)
+PLAN = Plan(config)
+if workflow.is_main_process:  # what the config drops or shortens (mwork plan), before any job
+    for line in preflight_warnings(PLAN):
+        print(f"warning: {line}", file=sys.stderr)
 
 MODELS = PLAN.models
 DETECT_LANGS = PLAN.detect_langs

@@ -1,10 +1,11 @@
-"""The `mwork` command line: detection, neuron-file tools, corpus preparation, tiny models.
+"""The `mwork` command line: studies, detection, neuron-file tools, corpora, tiny models.
 
+    mwork init STUDY --model DIR_OR_HF_ID --languages en fr [--task T=ROWS/{lang}.jsonl ...]
+    mwork plan --configfile STUDY/config.yaml [-d STUDY]
+    mwork conditions
     mwork detect --model DIR_OR_HF_ID --corpus FILE.jsonl --lang L --out FILE.safetensors [...]
-    mwork neurons summary FILE [--csv OUT]
-    mwork neurons merge --out OUT SHARD [SHARD ...]
-    mwork neurons select FILE --min-fraction F --out OUT
-    mwork neurons subtract FILE --minus OTHER [OTHER ...] [--all-overlap] --out OUT
+    mwork neurons summary|compare|merge|select|subtract ...      (cli_neurons; torch-free)
+    mwork lape record ... | mwork lape select RECORDING ... --out-dir DIR
     mwork corpus --lang L --out FILE (--path LOCAL | --dataset ID [--config C] [--split S])
     mwork tiny-model --family F --texts FILE.jsonl --out DIR
     mwork finetune train --model M --docs FILE.jsonl --lang L --out DELTA [--neurons FILE] [...]
@@ -16,13 +17,14 @@ Input problems print one line `error: ...` and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
 import unicodedata
 from pathlib import Path
 
+from mwork import cli_neurons, cli_study
+from mwork.configcheck import ConfigError
 from mwork.errors import MworkError
 from mwork.finetune import cli as finetune_cli
 from mwork.paths import check_output
@@ -37,13 +39,14 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _add_detect(sub: argparse._SubParsersAction) -> None:
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    """Model, corpus and document options shared by `detect` and `lape record`; every default
+    is the schema's (the workflow's), the corpus passes the pool's filters as the workflow's does."""
     d = schema_default
-    p = sub.add_parser("detect", help="PLND language-specific neuron detection")
     p.add_argument("--model", required=True, help="local model directory or HF hub id")
-    p.add_argument("--corpus", required=True, help="JSONL corpus with a `text` field")
+    p.add_argument("--corpus", required=True, help="JSONL/Parquet corpus with a `text` field")
     p.add_argument("--lang", required=True, help="language code of the corpus (e.g. zh)")
-    p.add_argument("--out", required=True, help="output neuron file (.safetensors)")
+    p.add_argument("--out", required=True, help="output file (.safetensors)")
     p.add_argument(
         "--n-docs",
         type=int,
@@ -56,6 +59,41 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         default=d("detection/max_tokens"),
         help="truncate documents to T tokens (default %(default)s)",
     )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d("detection/seed"),
+        help="document sampling seed (released code: 112)",
+    )
+    p.add_argument("--batch-size", type=int, default=d("detection/batch_size"))
+    p.add_argument("--pool-size", type=int, default=d("corpus/pool_size"), help="corpus.pool_size")
+    p.add_argument("--min-chars", type=int, default=d("corpus/min_chars"), help="corpus.min_chars")
+    p.add_argument("--max-chars", type=int, default=d("corpus/max_chars"), help="corpus.max_chars")
+    p.add_argument(
+        "--shard", type=_shard, default=(0, 1), help="process shard I of N of the documents"
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--dtype",
+        default=d("models/dtype"),
+        help="auto, float32, bfloat16, float16, float64 (default %(default)s, models.dtype)",
+    )
+    p.add_argument(
+        "--model-name", default=None, help="name recorded in the file (default: --model)"
+    )
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
+
+
+def _add_detect(sub: argparse._SubParsersAction) -> None:
+    d = schema_default
+    p = sub.add_parser(
+        "detect",
+        help="PLND language-specific neuron detection (rule detect_neurons)",
+        description="PLND on one language. Defaults are the workflow's (the config schema's), "
+        "and the corpus passes the corpus stage's filters (--min-chars, --max-chars, "
+        "--pool-size), so a raw file gives the workflow's neuron file.",
+    )
+    _add_sampling(p)
     p.add_argument(
         "--top-k-ffn",
         type=int,
@@ -89,7 +127,6 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--importance", choices=["paper", "released-code"], default=d("detection/importance")
     )
-    p.add_argument("--batch-size", type=int, default=d("detection/batch_size"))
     p.add_argument(
         "--qk-budget-mb",
         type=float,
@@ -109,30 +146,18 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         help="exact Q/K scoring on CPU: the C kernel for head dims >= 16 when it builds (auto), "
         "always (compiled), or never (torch)",
     )
-    p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--dtype",
-        default=d("models/dtype"),
-        help="auto, float32, bfloat16, float16, float64 (default %(default)s)",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=d("detection/seed"),
-        help="document sampling seed (released code: 112)",
-    )
-    p.add_argument(
-        "--shard", type=_shard, default=(0, 1), help="process shard I of N of the documents"
-    )
-    p.add_argument(
-        "--model-name", default=None, help="name recorded in the file (default: --model)"
-    )
-    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
 
 
-def _run_detect(a: argparse.Namespace) -> None:
-    from mwork.detect import detect_to_file
-
+def _spec_and_settings(a: argparse.Namespace, plnd: bool = False):
+    """(ModelSpec, DetectionSettings, pool CorpusSettings) of `detect` / `lape record` options."""
+    sampling = {k: getattr(a, k) for k in ("max_tokens", "seed", "n_docs", "batch_size")}
+    spec = ModelSpec(
+        ref=a.model, name=a.model_name, dtype=a.dtype, trust_remote_code=a.trust_remote_code
+    )
+    pool = CorpusSettings(a.pool_size, a.min_chars, a.max_chars)
+    pool.validate()
+    if not plnd:
+        return spec, DetectionSettings(**sampling), pool
     settings = DetectionSettings(
         importance=a.importance,
         top_k_ffn=a.top_k_ffn,
@@ -140,76 +165,20 @@ def _run_detect(a: argparse.Namespace) -> None:
         epsilon_ffn=a.epsilon_ffn,
         epsilon_attn=a.epsilon_attn,
         min_fraction=a.min_fraction,
-        max_tokens=a.max_tokens,
-        seed=a.seed,
-        n_docs=a.n_docs,
-        batch_size=a.batch_size,
         qk_budget_mb=a.qk_budget_mb,
         qk_scoring=a.qk_scoring,
         qk_kernel=a.qk_kernel,
+        **sampling,
     )
-    spec = ModelSpec(
-        ref=a.model, name=a.model_name, dtype=a.dtype, trust_remote_code=a.trust_remote_code
-    )
+    return spec, settings, pool
+
+
+def _run_detect(a: argparse.Namespace) -> None:
+    from mwork.detect import detect_to_file
+
+    spec, settings, pool = _spec_and_settings(a, plnd=True)
     check_output(a.out, inputs=[a.corpus], model_dirs=[a.model])
-    detect_to_file(spec, a.corpus, a.lang, a.out, settings, a.shard, a.device)
-
-
-def _add_neurons(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("neurons", help="inspect and combine neuron files")
-    nsub = p.add_subparsers(dest="neurons_cmd", required=True)
-    s = nsub.add_parser("summary", help="counts per layer/component and share of all neurons")
-    s.add_argument("file")
-    s.add_argument("--csv", default=None, help="also write the table as CSV")
-    m = nsub.add_parser("merge", help="merge document shards (adds doc_counts)")
-    m.add_argument("--out", required=True)
-    m.add_argument("shards", nargs="+")
-    f = nsub.add_parser("select", help="re-select with another document fraction")
-    f.add_argument("file")
-    f.add_argument("--min-fraction", type=float, required=True)
-    f.add_argument("--out", required=True)
-    d = nsub.add_parser(
-        "subtract", help="App. E variants: minus English / minus all-language overlap"
-    )
-    d.add_argument("file")
-    d.add_argument("--minus", nargs="+", required=True, help="neuron files to subtract")
-    d.add_argument(
-        "--all-overlap",
-        action="store_true",
-        help="subtract the intersection of FILE and all --minus files instead of their union",
-    )
-    d.add_argument("--variant", default=None, help="variant name recorded in the file")
-    d.add_argument("--out", required=True)
-
-
-def _run_neurons(a: argparse.Namespace) -> None:
-    from mwork import neuronset as nsm
-    from mwork.atomic import write_csv
-    from mwork.neuronstats import format_summary, summary_table
-
-    if a.neurons_cmd == "summary":
-        if a.csv:
-            check_output(a.csv, inputs=[a.file], option="--csv")
-        ns = nsm.load_neuron_set(a.file)
-        table = summary_table(ns)
-        shown = dataclasses.replace(ns, meta={k: printable(v) for k, v in ns.meta.items()})
-        print(format_summary(shown, table))
-        if a.csv:
-            write_csv(a.csv, table)
-    elif a.neurons_cmd == "merge":
-        check_output(a.out, inputs=a.shards)
-        nsm.save_neuron_set(
-            nsm.merge_neuron_sets([nsm.load_neuron_set(p) for p in a.shards]), a.out
-        )
-    elif a.neurons_cmd == "select":
-        check_output(a.out, inputs=[a.file])
-        nsm.select_by_fraction({}, 1, a.min_fraction)  # the range, before reading the file
-        nsm.save_neuron_set(nsm.reselect(nsm.load_neuron_set(a.file), a.min_fraction), a.out)
-    elif a.neurons_cmd == "subtract":
-        check_output(a.out, inputs=[a.file, *a.minus])
-        ns = nsm.load_neuron_set(a.file)
-        others = [nsm.load_neuron_set(p) for p in a.minus]
-        nsm.save_neuron_set(nsm.derive_variant(ns, others, a.all_overlap, a.variant), a.out)
+    detect_to_file(spec, a.corpus, a.lang, a.out, settings, a.shard, a.device, pool=pool)
 
 
 def _add_corpus(sub: argparse._SubParsersAction) -> None:
@@ -266,8 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mwork", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for add in (_add_detect, _add_neurons, _add_corpus, _add_tiny, finetune_cli.add_parser):
+    for add in (_add_detect, cli_neurons.add_neurons, _add_corpus, _add_tiny):
         add(sub)
+    cli_neurons.add_lape(sub, _add_sampling)
+    finetune_cli.add_parser(sub)
+    cli_study.add_parsers(sub)
     a = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if a.verbose else logging.INFO,
@@ -275,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     run = {
         "detect": _run_detect,
-        "neurons": _run_neurons,
+        "neurons": lambda a: cli_neurons.run_neurons(a, printable),
+        "lape": lambda a: cli_neurons.run_lape(a, _spec_and_settings),
+        "init": cli_study.run_init,
+        "plan": cli_study.run_plan,
+        "conditions": cli_study.run_conditions,
         "corpus": _run_corpus,
         "tiny-model": _run_tiny,
         "finetune": finetune_cli.run,
@@ -283,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run[a.cmd](a)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers
-    except MworkError as exc:
-        print(f"error: {printable(str(exc))}", file=sys.stderr)
+    except (MworkError, ConfigError) as exc:
+        kind = "config: " if isinstance(exc, ConfigError) else ""
+        print(f"error: {kind}{printable(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

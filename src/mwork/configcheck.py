@@ -52,7 +52,17 @@ def check_config(plan: Plan) -> None:
             f"add corpus.sources.{missing[0]} (a path or a dataset) to the config",
         )
     _check_model_names(plan)
+    _check_shared_languages(plan)
     _check_layer_splits(plan)
+    _check_task_data(plan)
+    sweep = plan.eval["sweep"] if plan.eval is not None else {"enabled": False}
+    undetected = [l for l in sweep.get("langs", []) if l not in plan.all_langs]
+    if sweep["enabled"] and undetected:
+        raise ConfigError(
+            f"evaluation.sweep.langs lists {', '.join(undetected)}, which is not detected "
+            "(the N1/N2 sweep masks its neurons)",
+            "set evaluation.sweep.langs to detected languages, or evaluation.sweep.enabled: false",
+        )
     for _, _, lang in plan.masked_runs():
         if lang not in plan.all_langs:
             raise ConfigError(
@@ -140,4 +150,55 @@ def _check_layer_splits(plan: Plan) -> None:
                     f"{where}: {label} needs N1 + N2 = {l1} + {l2} layers but model {model} "
                     f"has {n_layers}",
                     "use values with N1 + N2 <= n_layers",
+                )
+
+
+def _uses_minus_shared(plan: Plan) -> bool:
+    """Whether any output needs the minus-shared set (a variant file or a label of one)."""
+    if "minus-shared" in plan.detection["variants"]:
+        return True
+    if plan.eval is not None and plan.eval["neuron_set"] == "minus-shared":
+        return True
+    return any(".minus-shared" in label for _, label in _layer_labels(plan))
+
+
+def _check_shared_languages(plan: Plan) -> None:
+    """detection.shared_languages (minus-shared's intersection) names detected languages only."""
+    shared = plan.detection["shared_languages"]
+    missing = [l for l in shared if l not in plan.all_langs]
+    if missing and _uses_minus_shared(plan):
+        raise ConfigError(
+            f"detection.shared_languages lists {', '.join(missing)}, which languages.detect and "
+            "languages.enhance do not detect (the minus-shared variant needs their neurons)",
+            f"set detection.shared_languages: [{', '.join(plan.detect_langs)}] (or a subset), or "
+            "drop minus-shared from detection.variants",
+        )
+
+
+def _check_task_data(plan: Plan) -> None:
+    """Every evaluated (task, language) has data: its local file, or a config of the hub dataset.
+
+    Local files a workflow rule builds (the embedded demo's) are not checked here.
+    """
+    from mwork.lmeval_tasks.benchmarks import BENCHMARKS
+
+    if plan.eval is None:
+        return
+    local = plan.eval["local"]
+    for task, spec in plan.eval["tasks"].items():
+        for lang in spec["langs"]:
+            if task in local:
+                path = local[task].format(lang=lang)
+                if "demo" not in plan.config and not Path(path).is_file():
+                    raise ConfigError(
+                        f"evaluation.local.{task}: no file {path} for language {lang} (listed in "
+                        f"evaluation.tasks.{task}.langs)",
+                        f"add the file or remove {lang} from evaluation.tasks.{task}.langs",
+                    )
+            elif spec.get("hf_dataset") is None and lang not in BENCHMARKS[task].hf_configs:
+                have = ", ".join(BENCHMARKS[task].hf_configs)
+                raise ConfigError(
+                    f"evaluation.tasks.{task}.langs: {task} has no {lang} data on the hub "
+                    f"({BENCHMARKS[task].hf_dataset} covers {have})",
+                    f"remove {lang} or give local rows (evaluation.local.{task})",
                 )

@@ -185,6 +185,24 @@ def build_pool(docs: Iterable[str], pool_size: int, min_chars: int, max_chars: i
     return pool
 
 
+def pool_from_file(
+    path: str | Path, settings: CorpusSettings, text_field: str = "text"
+) -> tuple[list[str], str]:
+    """The pool `prepare_corpus` writes from a local file, read in memory, and the sha256 of the
+    file it would write (what the workflow records as corpus_sha256). The filters are idempotent:
+    a pool file gives itself back, with its own sha256."""
+    settings.validate()
+    docs = iter_local(path, text_field)
+    pool = build_pool(docs, settings.pool_size, settings.min_chars, settings.max_chars)
+    if not pool:
+        raise MworkError(
+            f"no document of {path} passes min_chars={settings.min_chars}",
+            "lower --min-chars or use another corpus",
+        )
+    data = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in pool)
+    return pool, hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
 def prepare_corpus(source: CorpusSource, out: str | Path, settings: CorpusSettings) -> int:
     """Download (or read) one language's documents into a deduplicated JSONL pool; returns its size."""
     settings.validate()

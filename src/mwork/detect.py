@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
@@ -18,7 +18,13 @@ from tqdm import tqdm
 
 import mwork
 from mwork.adapters import COMPONENTS, ModelAdapter
-from mwork.corpus import file_sha256, read_corpus, sample_documents, shard_documents
+from mwork.corpus import (
+    file_sha256,
+    pool_from_file,
+    read_corpus,
+    sample_documents,
+    shard_documents,
+)
 from mwork.errors import MworkError
 from mwork.languages import check_language
 from mwork.modeling import (
@@ -34,7 +40,7 @@ from mwork.neuronset import (
     select_by_fraction,
 )
 from mwork.plnd import PLNDProbe, qk_kernel_used, work_dtype
-from mwork.settings import DetectionSettings, ModelSpec
+from mwork.settings import CorpusSettings, DetectionSettings, ModelSpec, schema_default
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +233,48 @@ def check_against_config(spec: ModelSpec, settings: DetectionSettings) -> None:
             )
 
 
+def corpus_documents(
+    corpus: str | Path, lang: str, settings: DetectionSettings, pool: CorpusSettings | None
+) -> tuple[list[str], str]:
+    """(documents, corpus_sha256) of a pool file (`pool` None) or a raw file through the pool's
+    filters; a warning when there are fewer than n_docs (detection runs on fewer)."""
+    if pool is None:
+        docs, sha = read_corpus(corpus), file_sha256(corpus)
+    else:
+        docs, sha = pool_from_file(corpus, pool)
+    if len(docs) < settings.n_docs:
+        log.warning(
+            "corpus %s of %s has only %d documents but n_docs is %d: detection runs on %d "
+            "(add documents or lower corpus.min_chars)",
+            corpus,
+            lang,
+            len(docs),
+            settings.n_docs,
+            len(docs),
+        )
+    return docs, sha
+
+
+def reproduce_command(
+    spec: ModelSpec, lang: str, settings: DetectionSettings, shard: tuple[int, int]
+) -> str:
+    """The `mwork detect` line that reproduces a neuron file: every setting that differs from
+    the schema's default is a flag (MODEL, CORPUS and OUT stand for the paths)."""
+    flags = [f"mwork detect --model MODEL --corpus CORPUS --lang {lang} --out OUT"]
+    defaults = DetectionSettings()
+    for f in fields(DetectionSettings):
+        value = getattr(settings, f.name)
+        if value != getattr(defaults, f.name):
+            flags.append(f"--{f.name.replace('_', '-')} {value}")
+    if spec.dtype != schema_default("models/dtype"):
+        flags.append(f"--dtype {spec.dtype}")
+    if spec.name and spec.name != spec.ref:
+        flags.append(f"--model-name {spec.name}")
+    if shard[1] > 1:
+        flags.append(f"--shard {shard[0]}/{shard[1]}")
+    return " ".join(flags)
+
+
 def detect_to_file(
     spec: ModelSpec,
     corpus: str | Path,
@@ -235,6 +283,7 @@ def detect_to_file(
     settings: DetectionSettings,
     shard: tuple[int, int] = (0, 1),
     device: str = "auto",
+    pool: CorpusSettings | None = None,
 ) -> NeuronSet:
     """Load model + corpus, sample documents by seed, detect, write the neuron file atomically.
 
@@ -246,12 +295,15 @@ def detect_to_file(
         settings: detector settings (`n_docs` documents sampled by `seed`).
         shard: (i, n): score only document shard i of n (merged later by `merge_shards_to_file`).
         device: "auto", "cpu", "cuda", "cuda:1", ...
+        pool: the corpus stage's filters, applied to `corpus` in memory (`mwork detect` on a
+            raw file: the same documents and corpus_sha256 as the workflow's pool); None: the
+            file is a pool already (the workflow's resources/corpus/{lang}.jsonl).
     """
     check_language(lang)
     settings.validate()
     resolve_device(device)
     check_against_config(spec, settings)  # config.json only: settings vs the model's sizes
-    docs = read_corpus(corpus)  # validate the corpus before paying for the model load
+    docs, corpus_sha = corpus_documents(corpus, lang, settings, pool)  # before the model load
     docs = shard_documents(sample_documents(docs, settings.n_docs, settings.seed), *shard)
     torch.manual_seed(settings.seed)
     hf_model, tokenizer, adapter = load_spec(spec, device)
@@ -269,7 +321,8 @@ def detect_to_file(
         "model": spec.label,
         "model_fingerprint": model_fingerprint(hf_model),
         "language": lang,
-        "corpus_sha256": file_sha256(corpus),
+        "corpus_sha256": corpus_sha,
+        "reproduce": reproduce_command(spec, lang, settings, shard),
     }
     if shard[1] > 1:
         meta["shard"] = f"{shard[0]}/{shard[1]}"

@@ -39,8 +39,8 @@ from tqdm import tqdm
 
 import mwork
 from mwork.adapters import ModelAdapter
-from mwork.corpus import file_sha256, read_corpus, sample_documents, shard_documents
-from mwork.detect import padded_batches
+from mwork.corpus import sample_documents, shard_documents
+from mwork.detect import corpus_documents, padded_batches
 from mwork.errors import MworkError
 from mwork.languages import check_language
 from mwork.modeling import load_spec, model_fingerprint
@@ -51,7 +51,7 @@ from mwork.neuronset import (
     parse_shard,
     save_neuron_set,
 )
-from mwork.settings import DetectionSettings, LapeSettings, ModelSpec
+from mwork.settings import CorpusSettings, DetectionSettings, LapeSettings, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -165,17 +165,22 @@ def record_to_file(
     settings: DetectionSettings,
     shard: tuple[int, int] = (0, 1),
     device: str = "auto",
+    pool: CorpusSettings | None = None,
 ) -> NeuronSet:
-    """Load model + corpus, sample and shard documents as PLND does, record, write atomically."""
+    """Load model + corpus, sample and shard documents as PLND does, record, write atomically.
+
+    `pool`: the corpus stage's filters applied to a raw `corpus` (`mwork lape record`), as
+    `mwork.detect.detect_to_file`; None: `corpus` is the workflow's pool file.
+    """
     check_language(lang)
-    docs = read_corpus(corpus)  # validate the corpus before paying for the model load
+    docs, corpus_sha = corpus_documents(corpus, lang, settings, pool)  # before the model load
     docs = shard_documents(sample_documents(docs, settings.n_docs, settings.seed), *shard)
     model, tokenizer, adapter = load_spec(spec, device)
     meta = {
         "model": spec.label,
         "model_fingerprint": model_fingerprint(model),
         "language": lang,
-        "corpus_sha256": file_sha256(corpus),
+        "corpus_sha256": corpus_sha,
     }
     if shard[1] > 1:
         meta["shard"] = f"{shard[0]}/{shard[1]}"

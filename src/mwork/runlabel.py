@@ -148,9 +148,14 @@ def canonical_name(name: str) -> str:
         return BASELINE
     key = _normalise(name)
     if key not in _ALIASES:
+        from mwork.suggest import condition_hint
+
+        hint = condition_hint(name)
         raise MworkError(
             f"unknown deactivation condition '{name}'",
-            f"valid names: {', '.join(CONDITIONS)} (paper spellings like D_S(A), D^R_All also work)",
+            (f"did you mean '{hint}'? " if hint else "")
+            + f"valid names: {', '.join(CONDITIONS)} (paper spellings like D_S(A), D^R_All also "
+            "work; `mwork conditions` explains each)",
         )
     return _ALIASES[key]
 

@@ -21,11 +21,17 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 HEAVY = ("torch", "transformers", "lm_eval", "accelerate", "datasets")
 PACKAGES = ("mwork.tables", "mwork.neuronset", "mwork.figures")  # and every submodule of each
 MODULES = (
+    "mwork.cli",  # `mwork --help`, `neurons summary|compare`, `plan`, `init`, `conditions`
+    "mwork.cli_neurons",
+    "mwork.cli_study",
+    "mwork.initconfig",
+    "mwork.preflight",
+    "mwork.studyconfig",
+    "mwork.suggest",
     "mwork.components",
     "mwork.neuronfiles",
     "mwork.neuronstats",
     "mwork.plan",
-    "mwork.roles",
     "mwork.runlabel",
     "mwork.scores",
     "mwork.settings",

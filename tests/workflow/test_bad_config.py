@@ -70,9 +70,10 @@ def _local_layer_count(cfg, wd):
 @pytest.mark.parametrize(
     "edit, expect",
     [
+        (_misspelt, "error: config: unknown key evalution; did you mean 'evaluation'?"),
         (
-            _misspelt,
-            "top level: Additional properties are not allowed ('evalution' was unexpected)",
+            lambda c, wd: c["detection"].pop("shared_languages"),  # the paper's en es fr zh ru
+            "error: config: detection.shared_languages lists es, fr, ru, which languages.detect",
         ),
         (_traversal, "languages.detect.2: '../../x' is not one of"),
         (
@@ -92,6 +93,7 @@ def _local_layer_count(cfg, wd):
     ],
     ids=[
         "misspelt-section",
+        "shared-languages-not-detected",
         "traversal-code",
         "unknown-task-lang",
         "n1+n2",

@@ -37,6 +37,7 @@ METADATA_KEYS = (
     "mwork_version",
     "detector",
     "n_tokens",
+    "reproduce",
 )
 
 

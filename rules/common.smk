@@ -11,11 +11,13 @@ try:
     import mwork
 except ImportError:  # Snakemake from another environment: plan from the sources beside us
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from mwork.devices import gpu_count
 from mwork.layout import TABLE_FILES
 from mwork.lmeval_tasks import TASKS
 from mwork.plan import ALL, ENGLISH, ConfigError, Plan
 from mwork.preflight import preflight_warnings
 from mwork.runlabel import CONDITION_LABEL_PATTERN
+from mwork.settings import schema_default
 from mwork.studyconfig import validate_config
 
 
@@ -75,6 +77,10 @@ def model_spec(model, split):
     }
     if split:
         out.update(n1=spec["n1"], n2=spec["n2"])
+    for key in ("devices", "max_memory", "offload_folder"):  # placement: only where set,
+        default = schema_default(f"models/{key}")  # so older jobs' params stay as they were
+        if spec.get(key, default) != default:
+            out[key] = spec[key]
     return out
 
 
@@ -92,3 +98,9 @@ def get_model_input(wildcards):
     """The model directory as a rule input when the workflow builds it (demo) or it is local."""
     spec = config["models"][wildcards.model]
     return [spec["path"]] if "path" in spec else []
+
+
+def get_model_gpus(wildcards):
+    """GPUs a job of the model asks for (`resources: gpu`): models.<alias>.devices, 1 by default
+    (mwork.devices.gpu_count). profiles/default replaces it by 0/1 for the local cap."""
+    return gpu_count(config["models"][wildcards.model].get("devices", 1))

@@ -15,7 +15,7 @@ rule detect_neurons:
     conda:
         "../envs/mwork.yaml"
     resources:
-        gpu=1,
+        gpu=get_model_gpus,
         mem_mb=32000,
         runtime=240,
     params:
@@ -55,7 +55,7 @@ rule record_activations:
     conda:
         "../envs/mwork.yaml"
     resources:
-        gpu=1,
+        gpu=get_model_gpus,
         mem_mb=32000,
         runtime=240,
     params:

@@ -39,7 +39,7 @@ if FT and FT["group_runs"]:
         conda:
             "../envs/mwork.yaml"
         resources:
-            gpu=1,
+            gpu=get_model_gpus,
             mem_mb=64000,
             runtime=960,
         params:
@@ -66,7 +66,7 @@ else:
         conda:
             "../envs/mwork.yaml"
         resources:
-            gpu=1,
+            gpu=get_model_gpus,
             mem_mb=64000,
             runtime=240,
         params:

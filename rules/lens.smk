@@ -21,7 +21,7 @@ rule run_language_lens:
     conda:
         "../envs/mwork.yaml"
     resources:
-        gpu=1,
+        gpu=get_model_gpus,
         mem_mb=48000,
         runtime=120,
     params:

@@ -24,7 +24,7 @@ rule measure_deactivation_ppl:
     conda:
         "../envs/mwork.yaml"
     resources:
-        gpu=1,
+        gpu=get_model_gpus,
     params:
         model=get_model_spec,
         langs=ALL_LANGS,

@@ -36,6 +36,7 @@ import yaml
 
 from mwork.adapters import get_adapter
 from mwork.atomic import write_csv
+from mwork.devices import input_device
 from mwork.errors import MworkError
 from mwork.lid import TokenLanguageIdentifier
 from mwork.modeling import load_spec
@@ -79,7 +80,7 @@ def lens_input_ids(
     Returns:
         [1, l] int64 on the model's device.
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     enc = tokenizer(prompt, return_tensors="pt").to(device)
     if max_new_tokens <= 0:
         return enc["input_ids"]
@@ -117,7 +118,7 @@ def layer_top_tokens(
     stack = torch.stack([h[0] for h in hidden_states])  # [S, l, d]
     if variant == "normed":
         norm = get_adapter(model).final_norm()
-        stack = torch.cat([norm(stack[:-1]), stack[-1:]])
+        stack = torch.cat([norm(stack[:-1]).to(stack.device), stack[-1:]])  # norm: maybe elsewhere
     head = model.get_output_embeddings()
     n_states, l, _ = stack.shape
     vocab = head.weight.shape[0]

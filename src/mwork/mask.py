@@ -1,8 +1,8 @@
 """Restorable neuron deactivation (paper §2.3 "set all parameters to zero").
 
 `mask_neurons(adapter, selection, mode)` zeroes the chosen units for the duration of a `with`
-block. mode "weights" zeroes their parameter slices and restores them bit for bit; mode "hooks"
-never touches the weights:
+block. mode "weights" zeroes their parameter slices and restores them bit for bit (an offloaded
+parameter through its offload map: `_zero_weights`); mode "hooks" never touches the weights:
 
     ffn     pre-hook on W_down zeroes h_ffn[..., k]. Since h_ffn[k] = act(W_gate x)_k * (W_up x)_k
             (biases included), this equals zeroing W_up/W_gate row k (+ bias) and W_down column k.
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from mwork.adapters import COMPONENTS, ModelAdapter
+from mwork.devices import execution_device, offload_slot
 from mwork.errors import MworkError
 from mwork.settings import schema_default
 
@@ -153,7 +154,7 @@ def mask_neurons(
     handles = []
     try:
         for module, mask, pre in plan.values():
-            mask = mask.to(module.weight.device)
+            mask = mask.to(execution_device(module))  # not .weight's: meta when offloaded
             if pre:
                 handles.append(module.register_forward_pre_hook(_pre_hook(mask)))
             else:
@@ -180,12 +181,25 @@ def _selected_units(
 
 @contextmanager
 def _zero_weights(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) -> Iterator[int]:
-    """Zero the selected neurons' parameter slices; restore the saved slices on exit."""
+    """Zero the selected neurons' parameter slices; restore the saved slices on exit.
+
+    A parameter on the meta device is offloaded (accelerate keeps its value in the module hook's
+    weights map and loads it for every forward): zeroing `.weight` would do nothing. Its map
+    entry is replaced by a zeroed copy for the block and the original entry is put back on exit
+    (bit-exact; the checkpoint files are never written). Costs one copy of each such tensor.
+    """
     saved: list[tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]] = []
+    swapped: dict[tuple[int, str], tuple[dict, str, bool, Any, torch.Tensor]] = {}
+    owners: dict[int, tuple[nn.Module, str]] | None = None
     try:
         with torch.no_grad():
             for comp, layer, units in _selected_units(adapter, selection):
                 for sl in adapter.neuron_slices(layer, comp):
+                    if sl.param.device.type == "meta":
+                        owners = owners if owners is not None else _param_owners(adapter.model)
+                        copy = _offloaded_copy(owners, sl.param, swapped)
+                        copy.index_fill_(sl.dim, sl.index[units].to(copy.device), 0)
+                        continue
                     idx = sl.index[units].to(sl.param.device)
                     saved.append(
                         (sl.param, sl.dim, idx, sl.param.index_select(sl.dim, idx).clone())
@@ -196,3 +210,56 @@ def _zero_weights(adapter: ModelAdapter, selection: Mapping[str, torch.Tensor]) 
         with torch.no_grad():
             for param, dim, idx, values in reversed(saved):
                 param.index_copy_(dim, idx, values)
+        for store, key, had, old, _ in swapped.values():
+            if had:
+                store[key] = old
+            else:
+                del store[key]
+
+
+def _same_alignment_copy(value: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy of `value` whose address has the same offset mod 64 bytes.
+
+    CPU BLAS kernels pick their blocking by the operand's alignment, so a 64-byte-aligned copy
+    of a weight read from a memory-mapped checkpoint (any offset) changes float64 results in the
+    last bit; keeping the offset keeps the masked forward bit-identical to zeroing in place.
+    """
+    size = value.element_size()
+    want = value.data_ptr() % 64
+    if not value.is_contiguous() or want % size:
+        return value.clone(memory_format=torch.contiguous_format)
+    buf = torch.empty(value.numel() + 64 // size, dtype=value.dtype, device=value.device)
+    start = ((want - buf.data_ptr() % 64) % 64) // size
+    return buf[start : start + value.numel()].view(value.shape).copy_(value)
+
+
+def _param_owners(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
+    """id(parameter) -> (module holding it, its local name)."""
+    return {
+        id(p): (m, name)
+        for m in model.modules()
+        for name, p in m._parameters.items()
+        if p is not None
+    }
+
+
+def _offloaded_copy(
+    owners: dict[int, tuple[nn.Module, str]],
+    param: torch.Tensor,
+    swapped: dict[tuple[int, str], tuple[dict, str, bool, Any, torch.Tensor]],
+) -> torch.Tensor:
+    """The private copy standing in for an offloaded parameter's map entry (made once)."""
+    module, name = owners[id(param)]
+    if (id(module), name) not in swapped:
+        slot = offload_slot(module, name)
+        if slot is None:
+            raise MworkError(
+                f"weight {name} of {type(module).__name__} is on the meta device without an "
+                "offload map, so weight-mode masking cannot change it",
+                "use deactivation.mask_mode: hooks",
+            )
+        store, key, value = slot
+        copy = _same_alignment_copy(value)
+        swapped[(id(module), name)] = (store, key, key in store, store.get(key), copy)
+        store[key] = copy
+    return swapped[(id(module), name)][4]

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mwork.adapters import get_adapter, supported_architectures
+from mwork.devices import OFFLOAD_TARGETS, is_split, named_values
 from mwork.errors import MworkError
 
 if TYPE_CHECKING:
@@ -70,6 +72,72 @@ def resolve_device(device: str = "auto") -> torch.device:
     elif dev.type != "cpu":
         raise MworkError(f"device '{device}' is not supported", "use auto, cpu, cuda or cuda:N")
     return dev
+
+
+def device_map_kwargs(
+    devices: Any,
+    device: str = "auto",
+    max_memory: Mapping[str, Any] | None = None,
+    offload_folder: str | None = None,
+) -> dict[str, Any]:
+    """`from_pretrained` placement arguments of a `devices` setting (checked before loading).
+
+    1 -> {"device_map": {"": <the job's device>}}; N -> accelerate's "balanced" map over GPUs
+    0..N-1 (`max_memory` or 90% of each); "auto" -> accelerate's "auto" (GPUs, CPU, disk);
+    a map -> itself, each value a visible GPU index, "cpu" or "disk".
+    """
+    if not is_split(devices):
+        return {"device_map": {"": str(resolve_device(device))}}
+    n_gpus = torch.cuda.device_count()
+    out: dict[str, Any] = {"offload_folder": offload_folder or _offload_dir()}
+    if max_memory:
+        out["max_memory"] = {_memory_key(k): v for k, v in max_memory.items()}
+    if devices == "auto":
+        return out | {"device_map": "auto"}
+    if isinstance(devices, int):
+        if devices > n_gpus:
+            raise MworkError(
+                f"the model asks for {devices} GPUs (models.<alias>.devices) but {n_gpus} are visible",
+                "run it where that many GPUs are visible, or lower devices",
+            )
+        out.setdefault(
+            "max_memory",
+            {
+                i: int(0.9 * torch.cuda.get_device_properties(i).total_memory)
+                for i in range(devices)
+            },
+        )
+        return out | {"device_map": "balanced"}
+    if not isinstance(devices, Mapping) or not devices:
+        raise MworkError(
+            f"devices setting {devices!r} is not 1, N, auto or a map",
+            "see docs/large-models.md",
+        )
+    for module, where in devices.items():
+        gpu_ok = isinstance(where, int) and not isinstance(where, bool) and 0 <= where < n_gpus
+        if not gpu_ok and where not in OFFLOAD_TARGETS:
+            raise MworkError(
+                f"devices map puts {module} on {where!r}, which is not a visible GPU index "
+                f"({n_gpus} GPUs), cpu or disk",
+                "use 0..N-1, cpu or disk",
+            )
+    return out | {"device_map": dict(devices)}
+
+
+def _memory_key(key: Any) -> Any:
+    """max_memory keys from YAML: "0" -> GPU 0; "cpu"/"disk" stay."""
+    return int(key) if isinstance(key, str) and key.isdigit() else key
+
+
+def _offload_dir() -> str:
+    """A temporary offload folder, removed when the process exits."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="mwork-offload-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def _looks_local(name: str) -> bool:
@@ -191,10 +259,22 @@ def load_model(
     device: str = "auto",
     trust_remote_code: bool = False,
     attn_implementation: str | None = None,
+    devices: Any = 1,
+    max_memory: Mapping[str, Any] | None = None,
+    offload_folder: str | None = None,
 ):
     """Load a causal LM + tokenizer (eval mode) and check its architecture is supported.
 
-    Every parameter must be loaded from the checkpoint (`check_loading_info`).
+    Weights go straight from the checkpoint to their devices (`device_map`): host RAM holds about
+    one shard file at a time, never a CPU copy of the whole model. Every parameter must be
+    loaded from the checkpoint (`check_loading_info`).
+
+    Args:
+        devices: 1 = everything on `device` (the default); N, "auto" or an explicit map split or
+            offload the model through accelerate (`mwork.devices`, `device_map_kwargs`).
+        max_memory: per-device caps for N/"auto" (accelerate's `max_memory`, e.g. {0: "70GiB"}).
+        offload_folder: where weights offloaded to disk go (None: a temporary directory; weights
+            of safetensors checkpoints are read from the checkpoint files themselves).
 
     Returns:
         (model, tokenizer, adapter)
@@ -205,7 +285,7 @@ def load_model(
     if dtype not in DTYPES:
         raise MworkError(f"unknown dtype '{dtype}'", f"use one of {', '.join(DTYPES)}")
     config = read_model_config(name_or_path, trust_remote_code)
-    dev = resolve_device(device)
+    placement = device_map_kwargs(devices, device, max_memory, offload_folder)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its load report is replaced by check_loading_info's line
     try:
@@ -216,16 +296,19 @@ def load_model(
             attn_implementation=attn_implementation,
             output_loading_info=True,
             ignore_mismatched_sizes=True,  # reported by name in check_loading_info instead
+            **placement,
         )
     except Exception as exc:  # truncated/corrupt weights raise several types
+        fix = "re-download or re-save the model"
+        if is_split(devices):
+            fix = "check models.<alias>.devices (module names, GPU index, cpu or disk), or " + fix
         raise MworkError(
-            f"cannot load the weights of {name_or_path}: {_first_line(exc)}",
-            "re-download or re-save the model",
+            f"cannot load the weights of {name_or_path}: {_first_line(exc)}", fix
         ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     check_loading_info(name_or_path, config, info)
-    model = model.to(dev).eval()
+    model = model.eval()  # already on its device(s): no `.to()`, which would undo a split
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except Exception as exc:
@@ -249,7 +332,15 @@ def load_spec(spec: ModelSpec, device: str = "auto"):
     Returns:
         (model, tokenizer, adapter), as `load_model`.
     """
-    model, tokenizer, adapter = load_model(spec.ref, spec.dtype, device, spec.trust_remote_code)
+    model, tokenizer, adapter = load_model(
+        spec.ref,
+        spec.dtype,
+        device,
+        spec.trust_remote_code,
+        devices=spec.devices,
+        max_memory=spec.max_memory,
+        offload_folder=spec.offload_folder,
+    )
     if spec.n_layers is not None and spec.n_layers != adapter.n_layers:
         raise MworkError(
             f"config says {spec.label} has {spec.n_layers} layers but the model has {adapter.n_layers}",
@@ -267,7 +358,7 @@ def model_fingerprint(model: torch.nn.Module, samples: int = 4096) -> str:
     another fine-tune gives a different one. Hashing every byte of a 7B model would take minutes.
     """
     h = hashlib.sha256()
-    for name, p in sorted(model.state_dict().items()):
+    for name, p in sorted(named_values(model)):  # offloaded weights read from their map
         if not torch.is_floating_point(p):
             continue
         flat = p.detach().reshape(-1)

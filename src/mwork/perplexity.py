@@ -16,6 +16,7 @@ import torch
 
 from mwork.atomic import atomic_write_text, write_csv
 from mwork.corpus import read_corpus
+from mwork.devices import input_device
 from mwork.errors import MworkError
 from mwork.mask import mask_neurons
 from mwork.modeling import load_spec, model_fingerprint
@@ -30,7 +31,7 @@ def perplexity(
     model, tokenizer, texts: list[str], batch_size: int = 8, max_tokens: int = 256
 ) -> float:
     """Token-level perplexity of `texts` (mean NLL over all predicted tokens, right padding)."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     total_nll, total_tokens = 0.0, 0
     for start in range(0, len(texts), batch_size):
         enc = tokenizer(

@@ -98,6 +98,7 @@ class ModelSpec(FromMapping):
         trust_remote_code: allow model code from the hub.
         n_layers: the config's layer count, checked against the loaded model (None: unchecked).
         n1, n2: understanding / generation layer counts (None where a job does not use them).
+        devices, max_memory, offload_folder: placement over devices (`mwork.devices`).
     """
 
     SECTION: ClassVar[str] = "model"
@@ -109,6 +110,9 @@ class ModelSpec(FromMapping):
     n_layers: int | None = None
     n1: int | None = None
     n2: int | None = None
+    devices: int | str | dict[str, int | str] = schema_field("models/devices")
+    max_memory: dict[str, int | str] | None = schema_field("models/max_memory")
+    offload_folder: str | None = schema_field("models/offload_folder")
 
     @property
     def label(self) -> str:

@@ -205,9 +205,9 @@ def test_every_gpu_rule_goes_to_a_gpu_partition_on_slurm():
         assert res, f"GPU rule {rule} is not in profiles/slurm set-resources"
         assert res.get("slurm_partition") and res["slurm_partition"] != cpu_partition, rule
         partitions.add(res["slurm_partition"])
-        assert ("gpu" in res) != ("gres" in res), f"{rule}: set exactly one of gpu / gres"
-        if "gpu" in res:
-            assert int(res["gpu"]) >= 1
+        # the GPU count is the rule's (per model: models.<alias>.devices), never a fixed 1 here
+        assert "gpu" not in res and "gres" not in res, f"{rule}: gpu comes from the rule"
+        assert "gpu=get_model_gpus" in rule_blocks()[rule][1].replace(" ", ""), rule
         for key in ("mem_mb", "runtime", "cpus_per_task"):
             assert int(res[key]) > 0, f"{rule}: {key}"
     assert len(partitions) == 1, "one place to edit: every GPU rule uses the same GPU partition"

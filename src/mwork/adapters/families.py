@@ -10,6 +10,7 @@ from torch import nn
 
 from mwork.adapters.base import ModelAdapter, OutputSite, ParamSlice
 from mwork.adapters.geometry import AttnGeometry, QKNorm, attention_allowed
+from mwork.devices import param_value
 
 
 class QKNormAdapter(ModelAdapter):
@@ -27,8 +28,8 @@ class QKNormAdapter(ModelAdapter):
         eps = getattr(qn, "variance_epsilon", None)
         eps = getattr(qn, "eps", None) if eps is None else eps
         return QKNorm(
-            q_gain=qn.weight.detach() + self.gain_offset,
-            k_gain=kn.weight.detach() + self.gain_offset,
+            q_gain=param_value(qn).detach() + self.gain_offset,  # offloaded: from its map
+            k_gain=param_value(kn).detach() + self.gain_offset,
             eps=float(eps),
             per_head=self.per_head,
         )

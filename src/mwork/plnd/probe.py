@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from mwork.adapters import ModelAdapter
+from mwork.devices import param_value
 from mwork.errors import MworkError
 from mwork.plnd.budget import QK_CPU_THREADS
 from mwork.plnd.ffn_v import ffn_importance, v_importance, w_o_gram
@@ -101,7 +102,7 @@ class PLNDProbe:
         a, comps, paper = self.adapter, self.components, self.mode == "paper"
         if "ffn" in comps:
             if paper:
-                w = a.down_proj(i).weight  # [d_model, d_ffn]
+                w = param_value(a.down_proj(i))  # [d_model, d_ffn] (offloaded: from its map)
                 self._w_down_norm.append(torch.linalg.vector_norm(self._dt(w.detach()), dim=0))
                 self._handles.append(a.down_proj(i).register_forward_pre_hook(self._ffn_hook(i)))
             else:
@@ -109,7 +110,7 @@ class PLNDProbe:
         if "attn_v" in comps:
             if paper:
                 self._w_o_gram.append(
-                    w_o_gram(self._dt(a.o_proj(i).weight.detach()), a.n_kv_heads, a.head_dim)
+                    w_o_gram(self._dt(param_value(a.o_proj(i)).detach()), a.n_kv_heads, a.head_dim)
                 )
             self._handles.append(a.o_proj(i).register_forward_pre_hook(self._v_hook(i)))
         if "attn_q" in comps or "attn_k" in comps:
@@ -128,9 +129,8 @@ class PLNDProbe:
         def hook(module: torch.nn.Module, args: tuple) -> None:
             if self._token_mask is None:  # a forward outside run(): hooks stay inert
                 return
-            self._put(
-                "ffn", i, ffn_importance(self._dt(args[0]), self._w_down_norm[i], self._token_mask)
-            )
+            x = args[0]
+            self._put("ffn", i, ffn_importance(self._dt(x), self._w_down_norm[i], self._mask(x)))
 
         return hook
 
@@ -139,7 +139,7 @@ class PLNDProbe:
             if self._token_mask is None:
                 return
             up = self.adapter.up_output(i, output)  # Phi-3: the up half of gate_up_proj
-            u = self._dt(up).abs().masked_fill(self._token_mask[..., None] == 0, 0.0)
+            u = self._dt(up).abs().masked_fill(self._mask(up)[..., None] == 0, 0.0)
             self._put("ffn", i, u.sum(dim=1))
 
         return hook
@@ -150,12 +150,12 @@ class PLNDProbe:
         def hook(module: torch.nn.Module, args: tuple) -> None:
             if self._token_mask is None:
                 return
-            o = self._dt(args[0])
+            o, mask = self._dt(args[0]), self._mask(args[0])
             if self.mode == "paper":
-                imp = v_importance(o, self._w_o_gram[i], self._token_mask, a.n_kv_heads)
+                imp = v_importance(o, self._w_o_gram[i], mask, a.n_kv_heads)
             else:
                 b = o.shape[0]
-                s = o.abs().masked_fill(self._token_mask[..., None] == 0, 0.0).sum(dim=1)
+                s = o.abs().masked_fill(mask[..., None] == 0, 0.0).sum(dim=1)
                 imp = s.view(b, a.n_kv_heads, a.group_size, a.head_dim).sum(dim=2).reshape(b, -1)
             self._put("attn_v", i, imp)
 
@@ -181,7 +181,8 @@ class PLNDProbe:
             else:  # an attention that bypasses its projection modules' __call__: recompute
                 hidden = args[0] if args else kwargs["hidden_states"]
                 q_pre, k_pre = a.project_qk(i, hidden)
-            geo = a.geometry(i, kwargs, self._token_mask)
+            mask = self._mask(q_pre)
+            geo = a.geometry(i, kwargs, mask)
             if geo.cos is not None:
                 geo.cos, geo.sin = self._dt(geo.cos), self._dt(geo.sin)
             if geo.bias is not None:
@@ -190,7 +191,7 @@ class PLNDProbe:
                 self._dt(q_pre),
                 self._dt(k_pre),
                 geo,
-                self._token_mask,
+                mask,
                 self.mode,
                 budget_bytes=self.qk_budget_bytes,
                 chunk_elems=self.chunk_elems,
@@ -221,7 +222,13 @@ class PLNDProbe:
             raise RuntimeError(
                 f"PLND hooks did not fire for {missing}; the adapter does not match the model"
             )
-        return {c: torch.stack(v, dim=1) for c, v in self._scores.items()}
+        dev = attention_mask.device  # a split model's layers score on their own devices
+        return {c: torch.stack([x.to(dev) for x in v], dim=1) for c, v in self._scores.items()}
+
+    def _mask(self, like: torch.Tensor) -> torch.Tensor:
+        """The token mask [b, l] on `like`'s device (layers of a split model sit elsewhere)."""
+        assert self._token_mask is not None
+        return self._token_mask.to(like.device)
 
     def _is_f64(self) -> bool:
         return next(self.adapter.model.parameters()).dtype == torch.float64

@@ -1,5 +1,6 @@
-# Evaluation results -> tidy per-item scores -> the paper's tables (CSV + Markdown, bootstrap CIs),
-# every table in the report with its caption. Package modules: mwork.scores, mwork.tables.
+# Evaluation results -> tidy per-item scores (+ output-language fidelity of generated answers) -> the
+# paper's tables (CSV + Markdown, bootstrap CIs), every table in the report with its caption.
+# Package modules: mwork.scores, mwork.fidelity, mwork.tables.
 
 
 rule collect_scores:
@@ -7,10 +8,14 @@ rule collect_scores:
         runs=lambda w: PLAN.eval_outputs(w.model),
     output:
         scores="results/{model}/tables/scores.csv",
+        languages="results/{model}/tables/output_languages.csv",
     log:
         "logs/collect_scores/{model}.log",
     conda:
         "../envs/mwork.yaml"
+    params:
+        lid_backend=LENS["lid_backend"],  # fidelity: the lens's offline LID (mwork.fidelity)
+        candidates=ALL_LANGS,
     script:
         "../scripts/collect_scores.py"
 

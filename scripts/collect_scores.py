@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING
 
+from mwork.fidelity import OutputLanguage
 from mwork.runlog import setup_rule_logging
 from mwork.scores import collect_scores
 
@@ -9,4 +10,5 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 setup_rule_logging(snakemake.log[0], model=snakemake.wildcards.model, runs=len(snakemake.input))
-collect_scores(list(snakemake.input.runs), snakemake.output.scores)
+lid = OutputLanguage(list(snakemake.params.candidates), snakemake.params.lid_backend)
+collect_scores(list(snakemake.input.runs), snakemake.output.scores, lid, snakemake.output.languages)

@@ -19,6 +19,9 @@ one row per scored item in the `SCORE_COLUMNS` schema:
                      answer containment, XLSum ROUGE-L)
     item_id    str   item identifier, the same across conditions (paired design)
     value      float per-item score in [0, 1]; tables show x100 (ROUGE-L too), as the paper
+
+With an output-language identifier (`mwork.fidelity`), every generated item (MGSM, XQuAD, XLSum)
+gets a second row with metric `fidelity`: 1.0 when its generation is in eval_lang, else 0.0.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pandas as pd
 
 from mwork.atomic import write_csv
 from mwork.errors import MworkError
+from mwork.fidelity import FIDELITY, LANGUAGE_COLUMNS, OutputLanguage, language_rows
 from mwork.runlabel import RunLabel
 
 RESULT_SCHEMA = "mwork.evaluation/2"  # written by mwork.evaluate, read here
@@ -130,21 +134,74 @@ def run_rows(data: dict[str, Any], source: str = "?") -> list[dict[str, Any]]:
     return rows
 
 
-def tidy_scores(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per scored item over all run JSONs (columns SCORE_COLUMNS, value in [0, 1])."""
-    rows = []
+def fidelity_rows(
+    data: dict[str, Any], rows: list[dict[str, Any]], lid: OutputLanguage
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(`FIDELITY` score rows, `LANGUAGE_COLUMNS` rows) of the generation tasks of one run entry.
+
+    `rows` are the entry's task rows (`run_rows`); a fidelity row copies its item's row with
+    metric `fidelity` and value 1.0 if the generation's language is the item's eval_lang, else 0.0
+    (`mwork.fidelity`). Tasks without stored generations (X-CSQA: log-likelihood) get none.
+    """
+    scores, langs = [], []
+    by_task = {}
+    for row in rows:
+        by_task.setdefault((row["task"], row["eval_lang"]), []).append(row)
+    for task in data["tasks"].values():
+        predictions = task["items"].get("prediction")
+        if predictions is None:
+            continue
+        spec = task["spec"]
+        task_rows = by_task[(spec["task"], spec["lang"])]
+        found = [lid(p) for p in predictions]
+        ids = [r["item_id"] for r in task_rows]
+        langs += language_rows(data, task, ids, found)
+        scores += [
+            r | {"metric": FIDELITY, "value": float(lang == spec["lang"])}
+            for r, lang in zip(task_rows, found, strict=True)
+        ]
+    return scores, langs
+
+
+def tidy_scores(paths: Iterable[str | Path], lid: OutputLanguage | None = None) -> pd.DataFrame:
+    """One row per scored item over all run JSONs (columns SCORE_COLUMNS, value in [0, 1]);
+    with `lid`, also a `fidelity` row per generated item (`tidy_scores_and_languages`)."""
+    return tidy_scores_and_languages(paths, lid)[0]
+
+
+def tidy_scores_and_languages(
+    paths: Iterable[str | Path], lid: OutputLanguage | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tidy scores, per-item output languages `LANGUAGE_COLUMNS`; empty without `lid`)."""
+    rows, langs = [], []
     for path in paths:
         for entry in load_eval_json(path)["runs"]:
-            rows += run_rows(entry, str(path))
-    return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
+            task_rows = run_rows(entry, str(path))
+            rows += task_rows
+            if lid is not None:
+                more, found = fidelity_rows(entry, task_rows, lid)
+                rows += more
+                langs += found
+    return (
+        pd.DataFrame(rows, columns=list(SCORE_COLUMNS)),
+        pd.DataFrame(langs, columns=list(LANGUAGE_COLUMNS)),
+    )
 
 
-def collect_scores(paths: Iterable[str | Path], out_csv: str | Path) -> pd.DataFrame:
-    """Write the tidy score table of `paths` to `out_csv` (atomically) and return it."""
-    df = tidy_scores(paths)
+def collect_scores(
+    paths: Iterable[str | Path],
+    out_csv: str | Path,
+    lid: OutputLanguage | None = None,
+    languages_csv: str | Path | None = None,
+) -> pd.DataFrame:
+    """Write the tidy score table of `paths` to `out_csv` (atomically) and return it; with `lid`
+    the generation tasks get fidelity rows and `languages_csv` the per-item output languages."""
+    df, langs = tidy_scores_and_languages(paths, lid)
     if df.empty:
         raise MworkError(
             "no scored items in the evaluation results", "check the evaluation jobs' logs"
         )
     write_csv(out_csv, df)
+    if languages_csv is not None:
+        write_csv(languages_csv, langs)
     return df

@@ -29,6 +29,7 @@ MODULES = (
     "mwork.studyconfig",
     "mwork.suggest",
     "mwork.components",
+    "mwork.fidelity",
     "mwork.neuronfiles",
     "mwork.neuronstats",
     "mwork.plan",

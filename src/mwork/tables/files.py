@@ -23,6 +23,7 @@ from mwork.tables.deactivation import (
     table1,
 )
 from mwork.tables.enhancement import EnhancementSettings, fig4_table, table6
+from mwork.tables.fidelity import fidelity_cells, with_fidelity
 from mwork.tables.render import enhancement_wide, fold_ci, per_language_wide, to_markdown
 
 
@@ -37,14 +38,20 @@ def all_tables(
     """Every table from one score table: baseline, table1, per_language, summary, sweep, fig4, table6."""
     stats = ScoreStats(df, n_boot=n_boot, seed=seed)
     enhancement = enhancement or EnhancementSettings()
+    fid_summary, fid_per_lang = fidelity_cells(stats, english, level)
+    per_lang_keys = ["model", "task", "condition", "lang"]
     return {
         "fig4": fig4_table(stats, enhancement, english, level),
         "table6": table6(stats, enhancement, english, level),
         "baseline": baseline_table(stats, english),
         "table1": table1(stats, english=english),
-        "per_language": per_language_table(stats, english, level),
-        "summary": summary_table(stats, english, level),
-        "sweep": sweep_table(stats, english, level),
+        "per_language": with_fidelity(
+            per_language_table(stats, english, level), fid_per_lang, per_lang_keys
+        ),
+        "summary": with_fidelity(
+            summary_table(stats, english, level), fid_summary, ["model", "task", "condition"]
+        ),
+        "sweep": with_fidelity(sweep_table(stats, english, level), fid_per_lang, per_lang_keys),
     }
 
 

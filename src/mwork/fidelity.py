@@ -1,0 +1,99 @@
+"""Output-language fidelity: is a generated answer in the query's language? (torch-free)
+
+MWork's third stage says the last layers turn the answer into the query's language, and D_G
+(deactivating generation-layer neurons) should break exactly that. Accuracy and ROUGE cannot tell
+"answered wrongly" from "answered correctly in English"; peers call this failure *language
+confusion* (Marchisio et al. 2024's benchmark; ReCoVeR, Nie et al. 2025). Per generated item this
+module identifies the language of the raw generation (the `prediction` an evaluation JSON stores
+for MGSM, XQuAD and XLSum) with the lens's offline LID (`mwork.lid`, same backends and candidate
+languages), and scores it
+
+    fidelity = 1 if the identified language is the query's (eval_lang), else 0
+
+as one more per-item metric (`FIDELITY`) beside the task's own, so the tables' paired bootstrap
+gives its CIs and deltas unchanged. Text-level rules (documented choices):
+
+* a generation with fewer than `min_letters` letters (empty, digits only) is *undetermined*:
+  output language "", fidelity 0;
+* mixed scripts: the script of most letters decides when it alone names a candidate (Han -> zh,
+  Cyrillic -> ru, ...); otherwise the backend sees the text;
+* a whole text takes the backend's top candidate even below the token reliability threshold
+  (`min_prob` is meant for single tokens; a sentence's best guess is the classification).
+
+`output_languages(...)` is the per-item record (`LANGUAGE_COLUMNS`) written beside scores.csv.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mwork.lid import SCRIPT_LANGS, TokenLanguageIdentifier, letters, script_of
+
+__all__ = ["FIDELITY", "LANGUAGE_COLUMNS", "OutputLanguage", "language_rows"]
+
+FIDELITY = "fidelity"  # the metric name of the fidelity rows in scores.csv and the tables
+LANGUAGE_COLUMNS = ("model", "condition", "mask_lang", "task", "eval_lang", "seed", "item_id")
+LANGUAGE_COLUMNS += ("output_lang",)
+
+
+class OutputLanguage:
+    """Language of a whole generated text among candidate languages ("" = undetermined).
+
+    Args:
+        candidates: ISO 639-1 codes (the study's languages).
+        backend: `mwork.lid` backend (the lens's `figures.lens.lid_backend`).
+        min_letters: fewer letters -> undetermined.
+    """
+
+    def __init__(
+        self, candidates: Sequence[str], backend: str = "lingua", min_letters: int = 2
+    ) -> None:
+        # min_prob 0: the top candidate counts (see the module docstring); no script shortcut
+        # inside the identifier, so mixed-script text is decided here by majority
+        self.ident = TokenLanguageIdentifier(
+            candidates, backend, min_prob=0.0, min_letters=min_letters, script_shortcut=False
+        )
+        self.min_letters = min_letters
+        self._by_script = {s: l for s, l in SCRIPT_LANGS.items() if l in self.ident.candidates}
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, text: str | None) -> str:
+        """The language of `text`, or "" when it cannot be told (cached per distinct text)."""
+        text = (text or "").strip()
+        hit = self._cache.get(text)
+        if hit is None:
+            hit = self._cache[text] = self._language(text)
+        return hit
+
+    def _language(self, text: str) -> str:
+        chars = letters(text)
+        scripts = Counter(script_of(ch) for ch in chars)
+        if len(chars) + scripts["Han"] < self.min_letters:
+            return ""
+        script, _ = scripts.most_common(1)[0]
+        if script in self._by_script:
+            return self._by_script[script]
+        lang, _ = self.ident.identify(text)
+        return lang or ""
+
+
+def language_rows(
+    entry: Mapping[str, Any], task: Mapping[str, Any], item_ids: Sequence[str], langs: Sequence[str]
+) -> list[dict[str, Any]]:
+    """`LANGUAGE_COLUMNS` rows of one task of one run entry of an evaluation JSON."""
+    seed = -1 if entry.get("seed") is None else int(entry["seed"])
+    return [
+        {
+            "model": entry["model"],
+            "condition": entry["condition"],
+            "mask_lang": entry["mask_lang"],
+            "task": task["spec"]["task"],
+            "eval_lang": task["spec"]["lang"],
+            "seed": seed,
+            "item_id": item,
+            "output_lang": lang,
+        }
+        for item, lang in zip(item_ids, langs, strict=True)
+    ]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mwork import cli_neurons, cli_study
 from mwork.configcheck import ConfigError
+from mwork.configcheck_values import check_finite_options
 from mwork.errors import MworkError
 from mwork.finetune import cli as finetune_cli
 from mwork.paths import check_output
@@ -141,10 +142,10 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--qk-kernel",
-        choices=["auto", "compiled", "torch"],
+        choices=["auto", "compiled", "triton", "torch"],
         default=d("detection/qk_kernel"),
-        help="exact Q/K scoring on CPU: the C kernel for head dims >= 16 when it builds (auto), "
-        "always (compiled), or never (torch)",
+        help="exact Q/K scoring: the device's fused kernel where a calibration found it faster "
+        "(auto), the C kernel on CPU (compiled), the Triton kernel on CUDA (triton), or torch",
     )
 
 
@@ -257,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "finetune": finetune_cli.run,
     }
     try:
+        check_finite_options(a)  # `--lr inf`, `--min-fraction nan`: before anything runs
         run[a.cmd](a)
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers
     except (MworkError, ConfigError) as exc:

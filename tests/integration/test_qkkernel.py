@@ -6,7 +6,10 @@ block by block: key spans, empty rows, zero probabilities inside a span, W far b
 kernel's second formula), float32 accuracy, thread counts, and its build: cache, failures, modes.
 """
 
+import json
 import logging
+import os
+import stat
 
 import pytest
 import torch
@@ -15,9 +18,9 @@ from qkreference import tiny_detection_inputs
 from mwork.adapters import AttnGeometry, attention_allowed
 from mwork.detect import detect_to_file
 from mwork.errors import MworkError
-from mwork.plnd import kernel as qkkernel
-from mwork.plnd import kernel_build, qk_importance
-from mwork.plnd.kernel import check_kernel_mode, kernel_for, sq_change_rows
+from mwork.plnd import backend, kernel_build, qk_importance
+from mwork.plnd.backend import check_kernel_mode, kernel_for
+from mwork.plnd.kernel import sq_change_rows
 from mwork.plnd.softmax_change import sq_change_fast
 from mwork.settings import DetectionSettings
 
@@ -125,20 +128,36 @@ def fresh_kernel(tmp_path, monkeypatch):
     """An empty kernel cache and no loaded kernel; restored afterwards."""
     monkeypatch.setenv("MWORK_KERNEL_CACHE", str(tmp_path / "kernels"))
     kernel_build.load_kernel.cache_clear()
-    qkkernel._warn_once.cache_clear()
+    backend._warn_once.cache_clear()
+    backend.faster.cache_clear()
     yield tmp_path / "kernels"
     kernel_build.load_kernel.cache_clear()
-    qkkernel._warn_once.cache_clear()
+    backend._warn_once.cache_clear()
+    backend.faster.cache_clear()
 
 
 def test_built_once_then_taken_from_the_cache(fresh_kernel):
-    assert kernel_for("auto", CPU, torch.float32)
+    assert kernel_for("auto", CPU, torch.float32) == "compiled"
     built = sorted(fresh_kernel.iterdir())
-    assert [p.suffix for p in built] == [".so"] and built[0].name.startswith("sq_change_f32_")
+    assert [p.name.split(".", 1)[1] for p in built] == ["so", "so.sha256"]
+    assert built[0].name.startswith("sq_change_f32_")
+    assert oct(fresh_kernel.stat().st_mode & 0o777) == oct(0o700)
     stamp = built[0].stat().st_mtime_ns
     kernel_build.load_kernel.cache_clear()
-    assert kernel_for("auto", CPU, torch.float32)
+    assert kernel_for("auto", CPU, torch.float32) == "compiled"
     assert sorted(fresh_kernel.iterdir()) == built and built[0].stat().st_mtime_ns == stamp
+
+
+def test_vector_width_follows_the_isa():
+    kern32, kern64 = (kernel_build.load_kernel(dt) for dt in (torch.float32, torch.float64))
+    flags = kernel_build._cpu_flags().split()
+    want = {"avx512f": 64, "avx2": 32, "avx": 32, "sse2": 16, "neon": 16, "generic": 16}
+    assert kern32.isa in want
+    assert kern32.lanes * 4 == want[kern32.isa] and kern64.lanes * 8 == want[kern64.isa]
+    if "avx512f" in flags:
+        assert kern32.isa == "avx512f"
+    elif "avx2" in flags:  # this project's reference machine: 8 float lanes, not 16
+        assert (kern32.isa, kern32.lanes) == ("avx2", 8)
 
 
 def test_no_compiler_falls_back_under_auto_and_is_an_error_under_compiled(
@@ -173,7 +192,7 @@ def test_modes():
         check_kernel_mode("fast")
     with pytest.raises(MworkError, match="unknown qk_kernel"):
         DetectionSettings(qk_kernel="fast").validate()
-    assert not kernel_for("torch", CPU, torch.float32)
+    assert kernel_for("torch", CPU, torch.float32) is None
     assert not kernel_for("auto", torch.device("meta"), torch.float32)  # not a CPU tensor
     assert not kernel_for("auto", CPU, torch.bfloat16)  # PLND scores in float32/64 only
     assert DetectionSettings().qk_kernel == "auto"
@@ -187,17 +206,124 @@ def test_neuron_file_records_the_kernel_and_a_rerun_is_byte_identical(tmp_path):
         s = DetectionSettings(n_docs=8, top_k_ffn=8, top_k_attn=4, qk_kernel=mode)
         sets[name] = (out, detect_to_file(spec, corpus, "en", out, s, device="cpu"))
     kernel = {name: ns.meta["qk_kernel"] for name, (_, ns) in sets.items()}
-    # the tiny model's head dim 8 is below AUTO_MIN_HEAD_DIM: auto takes torch there
-    assert kernel == {"c1": "compiled", "c2": "compiled", "t": "torch", "a": "torch"}
+    # auto takes what this machine's calibration found faster for the tiny model's head dim 8
+    auto = backend.qk_kernel_used("auto", CPU, torch.float32, 8)
+    assert kernel == {"c1": "compiled", "c2": "compiled", "t": "torch", "a": auto}
     assert sets["c1"][0].read_bytes() == sets["c2"][0].read_bytes()
 
 
-def test_auto_leaves_small_heads_to_torch():
-    assert qkkernel.AUTO_MIN_HEAD_DIM == 16
-    assert kernel_for("auto", CPU, torch.float32, head_dim=16)
-    assert kernel_for("auto", CPU, torch.float32, head_dim=128)
-    assert not kernel_for("auto", CPU, torch.float32, head_dim=8)
-    assert kernel_for("compiled", CPU, torch.float32, head_dim=8)
+def test_auto_follows_the_calibration_and_records_it_beside_the_kernel(fresh_kernel, monkeypatch):
+    timings = {64: (0.1, 0.3), 8: (0.3, 0.1)}  # (kernel, torch) seconds: kernel wins at 64 only
+    calls = []
+
+    def fake(backend_name, device, dtype, head_dim):
+        calls.append(head_dim)
+        return timings[head_dim]
+
+    monkeypatch.setattr(backend, "calibrate", fake)
+    assert kernel_for("auto", CPU, torch.float32, head_dim=64) == "compiled"
+    assert kernel_for("auto", CPU, torch.float32, head_dim=8) is None
+    assert kernel_for("compiled", CPU, torch.float32, head_dim=8) == "compiled"  # never timed
+    lib = kernel_build.load_kernel(torch.float32).path
+    record = lib.with_name(lib.stem + ".calibration.json")
+    assert json.loads(record.read_text()) == {
+        "float32/64": {"fused_s": 0.1, "torch_s": 0.3},
+        "float32/8": {"fused_s": 0.3, "torch_s": 0.1},
+    }
+    backend.faster.cache_clear()  # a new process: read from the record, not timed again
+    assert kernel_for("auto", CPU, torch.float32, head_dim=64) == "compiled"
+    assert calls == [64, 8]
+    record.write_text("{not json")  # a damaged record is measured again
+    backend.faster.cache_clear()
+    assert kernel_for("auto", CPU, torch.float32, head_dim=8) is None
+    assert calls == [64, 8, 8]
+
+
+def test_calibration_times_both_forms():
+    fused, plain = backend.calibrate("compiled", CPU, torch.float32, 16)
+    assert 0 < fused < 10 and 0 < plain < 10
+
+
+def _built(cache) -> tuple:
+    """(library, digest record) of the float32 kernel in a fresh cache, built now."""
+    assert kernel_for("compiled", CPU, torch.float32) == "compiled"
+    lib = kernel_build.load_kernel(torch.float32).path
+    kernel_build.load_kernel.cache_clear()
+    return lib, lib.with_name(lib.name + ".sha256")
+
+
+def _kernel_is_rebuilt_and_right(lib, caplog) -> None:
+    """Loading again rebuilds lib with one log line and gives the torch form's results."""
+    with caplog.at_level(logging.WARNING, logger="mwork.plnd.kernel_build"):
+        block = _block(7, dtype=torch.float32)
+        got = sq_change_rows(*block)
+    lines = [r.message for r in caplog.records if "rebuilding it" in r.message]
+    assert len(lines) == 1 and str(lib) in lines[0], lines
+    torch.testing.assert_close(got, _torch_form(*block), rtol=1e-5, atol=1e-7)
+    assert kernel_build._verified(lib)[0] is not None
+
+
+def test_a_planted_library_is_not_loaded(fresh_kernel, tmp_path, caplog):
+    """A library someone put in the cache (here one that writes 42 everywhere) is replaced."""
+    lib, record = _built(fresh_kernel)
+    evil = tmp_path / "evil.c"
+    evil.write_text(
+        "#include <stdint.h>\n"
+        "int mw_sq_change(int64_t hb, int64_t tb, int64_t ns, int64_t d, void *a, void *b,"
+        " void *c, void *e, void *f, void *g, void *h, void *p, void *lo, void *hi, float *o)"
+        " { for (int64_t i = 0; i < hb * d; i++) o[i] = 42; return 0; }\n"
+        'int mw_lanes(void) { return 8; }\nconst char *mw_isa(void) { return "evil"; }\n'
+    )
+    cc = kernel_build._compiler()
+    res = kernel_build._run([*cc, "-shared", "-fPIC", str(evil), "-o", str(lib)])
+    assert res.returncode == 0, res.stderr
+    _kernel_is_rebuilt_and_right(lib, caplog)
+
+
+def test_a_truncated_library_is_rebuilt_not_crashed_on(fresh_kernel, caplog):
+    lib, _ = _built(fresh_kernel)
+    data = lib.read_bytes()
+    lib.write_bytes(data[: len(data) // 2])  # was SIGBUS at load
+    _kernel_is_rebuilt_and_right(lib, caplog)
+
+
+@pytest.mark.parametrize("damage", ["no-record", "writable-library", "symlink"])
+def test_a_library_without_its_record_or_open_to_others_is_rebuilt(
+    fresh_kernel, tmp_path, caplog, damage
+):
+    lib, record = _built(fresh_kernel)
+    if damage == "no-record":
+        record.unlink()
+    elif damage == "writable-library":
+        lib.chmod(0o777)
+    else:
+        elsewhere = tmp_path / "elsewhere.so"
+        elsewhere.write_bytes(lib.read_bytes())
+        lib.unlink()
+        lib.symlink_to(elsewhere)
+    _kernel_is_rebuilt_and_right(lib, caplog)
+    assert stat.S_ISREG(os.lstat(lib).st_mode) and not lib.stat().st_mode & 0o022
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o722])
+def test_a_cache_writable_by_others_is_refused(fresh_kernel, mode, caplog):
+    fresh_kernel.mkdir(parents=True)
+    fresh_kernel.chmod(mode)
+    with caplog.at_level(logging.WARNING, logger="mwork.plnd.backend"):
+        assert kernel_for("auto", CPU, torch.float32) is None  # auto: torch, one warning
+    assert any("writable by others" in r.message for r in caplog.records)
+    with pytest.raises(MworkError, match="writable by others") as e:
+        check_kernel_mode("compiled")
+    assert "chmod go-w" in str(e.value)
+    assert not any(fresh_kernel.iterdir())  # nothing built there
+
+
+def test_a_cache_of_another_user_is_refused(fresh_kernel, monkeypatch):
+    fresh_kernel.mkdir(parents=True)
+    owner = fresh_kernel.stat().st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    with pytest.raises(MworkError, match="belongs to another user"):
+        check_kernel_mode("compiled")
 
 
 def test_shapes_are_checked_before_the_c_code_sees_them():

@@ -29,12 +29,15 @@ One module per concept:
     qknorm          exact Eq. 8 under a Q/K RMSNorm (Qwen3, Gemma-3, OLMo-2)
     terms           one logit perturbation scored in blocks (the Q/K-norm scorer's engine)
     softmax_change  ||softmax(L + z) − softmax(L)||²: the multiplicative and direct forms
-    kernel          the C kernel of the multiplicative form on CPU (`detection.qk_kernel`)
-    kernel_build    compiling csrc/sq_change.c into a shared cache, loading it
+    backend         which scorer runs the multiplicative form (`detection.qk_kernel`, auto's timing)
+    kernel          the C kernel of the multiplicative form on CPU
+    kernel_build    compiling csrc/sq_change.c into a private cache, verifying and loading it
+    triton_qk       the Triton kernel of the multiplicative form on CUDA GPUs
     first_order     the linearised Eq. 8, an approximation (`detection.qk_scoring: first-order`)
     budget          Q/K working memory and threads
 """
 
+from mwork.plnd.backend import KERNEL_MODES, check_kernel_mode, qk_kernel_used
 from mwork.plnd.budget import (
     QK_BUDGET_CPU,
     QK_BUDGET_GPU_FRACTION,
@@ -43,7 +46,6 @@ from mwork.plnd.budget import (
 )
 from mwork.plnd.ffn_v import ffn_importance, v_importance, w_o_gram
 from mwork.plnd.first_order import QK_SCORING_MODES, check_qk_scoring
-from mwork.plnd.kernel import KERNEL_MODES, check_kernel_mode, qk_kernel_used
 from mwork.plnd.probe import IMPORTANCE_MODES, PLNDProbe, work_dtype
 from mwork.plnd.qk import qk_importance
 

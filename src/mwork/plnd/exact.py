@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from mwork.plnd.budget import GENERAL_BUFFERS, MIN_ROW_BLOCKS
-from mwork.plnd.kernel import key_span, sq_change_rows
+from mwork.plnd.kernel import fused_rows, key_span, sq_change_rows
 from mwork.plnd.removal import Removal
 from mwork.plnd.softmax_change import FAST_EXP_LIMIT, masked_probs, sq_change_fast
 
@@ -34,7 +34,7 @@ def score_document(
     softcap: float | None,
     delta_scale: float,
     budget_elems: int,
-    kernel: bool = False,
+    kernel: str | bool = False,
 ) -> list[torch.Tensor]:
     """Σ_t ||p'_t − p_t||² of one document for each removal, per query head and dim.
 
@@ -44,13 +44,15 @@ def score_document(
         removals: the terms to score (Q and K, or one shared term).
         allowed: [n, n] bool mask of the document; bias: [n_heads, 1 or n, n] or None.
         budget_elems: elements of the largest work tensor.
-        kernel: score the multiplicative form with the C kernel (mwork.plnd.kernel; CPU tensors).
+        kernel: score the multiplicative form with a fused kernel: "compiled" (or True) the C
+            kernel (mwork.plnd.kernel; CPU tensors), "triton" mwork.plnd.triton_qk; False: torch.
 
     Returns:
         one [n_heads, d] tensor per removal.
     """
     n_heads, n, d = q.shape
-    # the C kernel's work is the [rows, keys] scores; the torch form's the [rows, keys, d] z
+    rows_fn = fused_rows(kernel) if kernel == "triton" else sq_change_rows
+    # a fused kernel's work is the [rows, keys] scores; the torch form's the [rows, keys, d] z
     per_row = n * (1 if kernel else d) * (GENERAL_BUFFERS if softcap is not None else 1)
     rows = max(1, budget_elems // per_row)
     tb = min(n, rows, -(-n // MIN_ROW_BLOCKS) if n >= 16 * MIN_ROW_BLOCKS else n)
@@ -81,7 +83,7 @@ def score_document(
                     for j, x in enumerate((plan.fx1, plan.fx2, plan.rem.y1, plan.rem.y2))
                 )
                 if x1 is not None and kernel:
-                    acc[h0:h1] += sq_change_rows(x1, x2, y1, y2, p, span)
+                    acc[h0:h1] += rows_fn(x1, x2, y1, y2, p, span)
                 elif x1 is not None:
                     acc[h0:h1] += _score_fast(x1, x2, y1, y2, p, work)
                 pairs = plan.direct.get(blk)

@@ -2,83 +2,39 @@
 
 mwork.plnd.softmax_change writes every logit change z [heads, rows, keys, dims] to memory and makes
 five passes over it; on a CPU those passes, not the arithmetic, set the time of Q/K scoring. The C
-kernel takes one query row and 16 dims (one vector) at a time: z, e^z and e^z − 1 in registers,
-the second key sum over an L1-sized buffer, in float32 (float64 for float64 data) with the row
-sums in double. It is exact up to rounding like the torch form (tested against it and against
-literal ablation in float64; more accurate in float32, see the C file), deterministic, and
-independent of the thread count: each head's rows are summed by one thread.
+kernel takes one query row and one vector of dims at a time (as many lanes as a register of the
+CPU holds: 16 floats with AVX-512, 8 with AVX2, 4 with SSE2/NEON): z, e^z and e^z − 1 in
+registers, the second key sum over an L1-sized buffer, in float32 (float64 for float64 data) with
+the row sums in double. It is exact up to rounding like the torch form (tested against it and
+against literal ablation in float64; more accurate in float32, see the C file), deterministic,
+and independent of the thread count: each head's rows are summed by one thread.
 
-The source is compiled on first use into a cache (mwork.plnd.kernel_build). `detection.qk_kernel`:
-"auto" (the kernel on CPU for head dims ≥ AUTO_MIN_HEAD_DIM when it compiles, torch otherwise:
-logged once), "compiled" (every head dim; an error when it does not compile, raised before any
-model load), "torch" (never). GPU tensors always take torch.
+The source is compiled and verified on first use (mwork.plnd.kernel_build); which scorer runs
+(`detection.qk_kernel`) is mwork.plnd.backend's. `fused_rows` names the fused scorer of a backend:
+this one on CPU, mwork.plnd.triton_qk's Triton kernel on GPUs, both with this signature.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import torch
 import torch.nn.functional as F
 
-from mwork.errors import MworkError
-from mwork.plnd.kernel_build import KERNEL_DTYPES, KernelUnavailable, load_kernel
-
-log = logging.getLogger(__name__)
-
-KERNEL_MODES = ("auto", "compiled", "torch")
-LANES = 16
-"""Dims per vector in the kernel (MW_VB in csrc/sq_change.c); other head dims are zero-padded."""
-AUTO_MIN_HEAD_DIM = LANES
-"""Under "auto" smaller heads take torch's form: at head dim 8 half of each vector is padding and
-the per-block overhead dominates (stories260K, 40 documents: kernel 7.0 s vs torch 4.5 s; the demo
-model, head dim 32: detection 18.2 -> 15.6 s; the 7B layer, 128: Q/K 2.0 -> 0.5 s)."""
+from mwork.plnd.kernel_build import load_kernel
 
 
-def check_kernel_mode(mode: str) -> None:
-    """Unknown mode, or "compiled" where the kernel does not build: MworkError (before a model)."""
-    _check_known(mode)
-    if mode == "compiled":
-        kernel_for(mode, torch.device("cpu"), torch.float32)
+def fused_rows(backend: str | bool) -> Callable[..., torch.Tensor]:
+    """The fused scorer of `backend`: "compiled" (or True) this module's sq_change_rows,
+    "triton" mwork.plnd.triton_qk.sq_change_rows (imported on first use)."""
+    if backend == "triton":
+        from mwork.plnd.triton_qk import sq_change_rows as triton_rows
 
-
-def kernel_for(
-    mode: str, device: torch.device, dtype: torch.dtype, head_dim: int | None = None
-) -> bool:
-    """Whether Q/K scoring of tensors on device/of dtype uses the C kernel under `mode`.
-
-    "auto" leaves heads smaller than AUTO_MIN_HEAD_DIM to torch; "compiled" takes every head and
-    raises MworkError where the kernel does not build.
-    """
-    _check_known(mode)
-    if mode == "torch" or torch.device(device).type != "cpu" or dtype not in KERNEL_DTYPES:
-        return False
-    if mode == "auto" and head_dim is not None and head_dim < AUTO_MIN_HEAD_DIM:
-        return False
-    try:
-        load_kernel(dtype)
-    except KernelUnavailable as e:
-        if mode == "compiled":
-            raise MworkError(
-                f"qk_kernel: compiled, but the Q/K kernel does not build ({e})",
-                "install a C compiler (or set CC), or use qk_kernel: auto",
-            ) from None
-        _warn_once(str(e))
-        return False
-    return True
-
-
-def _check_known(mode: str) -> None:
-    if mode not in KERNEL_MODES:
-        raise MworkError(f"unknown qk_kernel '{mode}'", f"use one of {', '.join(KERNEL_MODES)}")
-
-
-def qk_kernel_used(mode: str, device: torch.device, dtype: torch.dtype, head_dim: int) -> str:
-    """ "compiled" or "torch": what exact Q/K scoring of such tensors runs on (neuron headers)."""
-    return "compiled" if kernel_for(mode, device, dtype, head_dim) else "torch"
+        return triton_rows
+    return sq_change_rows
 
 
 def key_span(allow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,11 +44,6 @@ def key_span(allow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     lo = a.argmax(1)
     hi = allow.shape[1] - a.flip(1).argmax(1)
     return lo.where(has, 0), hi.where(has, 0)
-
-
-@cache
-def _warn_once(reason: str) -> None:
-    log.warning("Q/K scoring falls back to torch (slower on CPU, same results): %s", reason)
 
 
 def sq_change_rows(
@@ -124,12 +75,13 @@ def sq_change_rows(
     Returns:
         [hb, d], as mwork.plnd.softmax_change.sq_change_fast(z, p) up to rounding.
     """
-    fn = load_kernel(p.dtype)
+    kern = load_kernel(p.dtype)
+    fn = kern.fn
     hb, tb, ns = p.shape
     rows, keys = (fx1, fx2, g_row), (y1, y2, g_key)
     d = next(x.shape[-1] for x in rows + keys if x is not None)
     _check_shapes(rows, keys, s0, p, span)  # the C code trusts them
-    pad = -d % LANES  # dims padded to whole vectors with zeros (z = 0: a column of no change)
+    pad = -d % kern.lanes  # dims padded to whole vectors with zeros (z = 0: a column of no change)
 
     def padded(x: torch.Tensor | None) -> torch.Tensor | None:
         if x is None:

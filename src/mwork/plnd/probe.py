@@ -14,10 +14,10 @@ import torch
 from mwork.adapters import ModelAdapter
 from mwork.devices import param_value
 from mwork.errors import MworkError
+from mwork.plnd.backend import check_kernel_mode
 from mwork.plnd.budget import QK_CPU_THREADS
 from mwork.plnd.ffn_v import ffn_importance, v_importance, w_o_gram
 from mwork.plnd.first_order import check_qk_scoring
-from mwork.plnd.kernel import check_kernel_mode
 from mwork.plnd.qk import qk_importance
 
 IMPORTANCE_MODES = ("paper", "released-code")
@@ -51,7 +51,7 @@ class PLNDProbe:
         chunk_elems: deprecated alias in elements of the work dtype; qk_cpu_threads: torch
         intra-op threads while scoring Q/K on CPU (None: leave torch's setting); qk_scoring:
         "exact" or "first-order" (mwork.plnd.first_order; checked here, before any forward);
-        qk_kernel: "auto", "compiled" or "torch" (mwork.plnd.kernel; checked here)."""
+        qk_kernel: "auto", "compiled", "triton" or "torch" (mwork.plnd.backend; checked here)."""
         if importance not in IMPORTANCE_MODES:
             raise MworkError(
                 f"unknown importance '{importance}'", f"use one of {', '.join(IMPORTANCE_MODES)}"

@@ -16,10 +16,10 @@ from __future__ import annotations
 import torch
 
 from mwork.adapters import AttnGeometry
+from mwork.plnd.backend import kernel_for
 from mwork.plnd.budget import QK_CPU_THREADS, default_qk_budget, intraop_threads
 from mwork.plnd.exact import score_document
 from mwork.plnd.first_order import check_qk_scoring, score_batch_first_order
-from mwork.plnd.kernel import kernel_for
 from mwork.plnd.qknorm import normalize_qk, qk_importance_normed
 from mwork.plnd.removal import Removal, rope, rope_parts
 
@@ -44,9 +44,10 @@ def qk_importance(
 
         ||p' − p||²  (one row, one dim) = Σ_s p² (e^z − W)² / W²
 
-    i.e. one exp per (row, key, dim) and two reductions over keys. On CPU the C kernel
-    (mwork.plnd.kernel, `kernel`) computes it row by row without writing z to memory; otherwise
-    mwork.plnd.softmax_change builds z per block and reduces with matrix products.
+    i.e. one exp per (row, key, dim) and two reductions over keys. A fused kernel (the C kernel
+    of mwork.plnd.kernel on CPU, the Triton kernel of mwork.plnd.triton_qk on CUDA; chosen by
+    mwork.plnd.backend from `kernel`) computes it row by row without writing z to memory;
+    otherwise mwork.plnd.softmax_change builds z per block and reduces with matrix products.
     Where that form could overflow (|z| above FAST_EXP_LIMIT, from a bound computed before the
     exp) and under soft-capping (f is not a shift), those (head, dim) pairs take the direct form
     softmax(f(S − s·Δ)) − softmax(f(S)) instead (mwork.plnd.exact). Both are exact up to rounding.
@@ -63,8 +64,8 @@ def qk_importance(
             None keeps the current setting. Results do not depend on it.
         scoring: "exact", or "first-order" (mwork.plnd.first_order: the linearised Eq. 8, an
             approximation; paper mode only, no Q/K norm).
-        kernel: "auto", "compiled" or "torch": whether CPU tensors take the C kernel of the
-            multiplicative form (mwork.plnd.kernel). Same results up to rounding.
+        kernel: "auto", "compiled", "triton" or "torch" (mwork.plnd.backend): whether a fused
+            kernel scores the multiplicative form. Same results up to rounding.
 
     Returns:
         (imp_q [b, n_heads*d], imp_k [b, n_kv*d])

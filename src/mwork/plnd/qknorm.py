@@ -97,7 +97,7 @@ def qk_importance_normed(
     geo: AttnGeometry,
     token_mask: torch.Tensor,
     budget_elems: int = 1 << 20,
-    kernel: bool = False,
+    kernel: str | bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 8 for every raw Q and K dim of one layer with a Q/K RMSNorm (see module docstring).
 
@@ -107,7 +107,8 @@ def qk_importance_normed(
         geo: the layer's geometry; geo.qk_norm must be set.
         token_mask: [b, l] 1 for real tokens.
         budget_elems: elements of the largest work tensor.
-        kernel: score the multiplicative form with the C kernel (mwork.plnd.kernel; CPU tensors).
+        kernel: score the multiplicative form with a fused kernel ("compiled": the C kernel of
+            mwork.plnd.kernel, CPU tensors; "triton": mwork.plnd.triton_qk) or torch (False).
 
     Returns:
         (imp_q [b, n_heads*d], imp_k [b, n_kv*d])

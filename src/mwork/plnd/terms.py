@@ -9,8 +9,9 @@ document's attention (`Doc`). `score_term` scores it in blocks of (score heads �
 columns) of at most `budget` elements against the key span the block's rows may see, no loop
 over single heads or columns where memory allows. Before the exp, |z| is bounded per (head, group
 of row blocks, column); entries whose bound admits it take the multiplicative form of
-mwork.plnd.softmax_change (or the C kernel, mwork.plnd.kernel), the others, and everything under
-soft-capping, the direct form softmax(f(L + z)) − softmax(f(L)). Both are exact up to rounding.
+mwork.plnd.softmax_change (or a fused kernel: mwork.plnd.kernel, mwork.plnd.triton_qk), the
+others, and everything under soft-capping, the direct form softmax(f(L + z)) − softmax(f(L)).
+Both are exact up to rounding.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from mwork.plnd.budget import GENERAL_BUFFERS, MIN_ROW_BLOCKS
-from mwork.plnd.kernel import key_span, sq_change_rows
+from mwork.plnd.kernel import fused_rows, key_span
 from mwork.plnd.softmax_change import FAST_EXP_LIMIT, masked_probs, sq_change_fast
 
 _MAX_BOUND_GROUPS = 64
@@ -62,7 +63,7 @@ class Doc:
 
 
 def score_term(
-    term: Term, doc: Doc, budget: int, skip: torch.Tensor | None = None, kernel: bool = False
+    term: Term, doc: Doc, budget: int, skip: torch.Tensor | None = None, kernel: str | bool = False
 ) -> torch.Tensor:
     """Σ_t ||softmax(f(L + z)) − p||² for every score head and column of one term.
 
@@ -74,8 +75,9 @@ def score_term(
         term: the perturbation; doc: the document's scores.
         budget: elements of the largest work tensor.
         skip: [A, C] bool entries not wanted (left 0, not scored), or None.
-        kernel: the multiplicative form by the C kernel (mwork.plnd.kernel): its work is the
-            [rows, keys] scores, not [rows, keys, columns], so blocks take every column.
+        kernel: the multiplicative form by a fused kernel ("compiled" or True: the C kernel of
+            mwork.plnd.kernel; "triton": mwork.plnd.triton_qk): its work is the [rows, keys]
+            scores, not [rows, keys, columns], so blocks take every column.
 
     Returns:
         [A, C]
@@ -110,7 +112,7 @@ def score_term(
                 box = (slice(a0, a1), slice(t0, t1), slice(k0, k1), slice(c0, c1))
                 if n_fast:
                     if kernel:
-                        sq = _kernel_block(term, doc, *box)
+                        sq = _kernel_block(term, doc, *box, kernel)
                     else:
                         z = work[: (a1 - a0) * (t1 - t0) * (k1 - k0) * (c1 - c0)]
                         z = z.view(a1 - a0, t1 - t0, k1 - k0, c1 - c0)
@@ -127,8 +129,10 @@ def score_term(
     return out
 
 
-def _kernel_block(term: Term, doc: Doc, a: slice, t: slice, k: slice, c: slice) -> torch.Tensor:
-    """sq_change_fast of one block's z (as _fill builds it) by the C kernel: [ab, cb]."""
+def _kernel_block(
+    term: Term, doc: Doc, a: slice, t: slice, k: slice, c: slice, kernel: str | bool
+) -> torch.Tensor:
+    """sq_change_fast of one block's z (as _fill builds it) by a fused kernel: [ab, cb]."""
     n_a = a.stop - a.start
     ga = slice(None) if term.g.shape[0] == 1 else a
     g = (term.g[ga, t, c] if term.rows else term.g[ga, k, c]).expand(n_a, -1, -1)
@@ -136,7 +140,8 @@ def _kernel_block(term: Term, doc: Doc, a: slice, t: slice, k: slice, c: slice) 
     y1, y2 = (None if y is None else y[a, k, c] for y in (term.y1, term.y2))
     g_row, g_key = (g, None) if term.rows else (None, g)
     p, span = doc.p[a, t, k], key_span(doc.allowed[t, k])
-    return sq_change_rows(x1, x2, y1, y2, p, span, g_row=g_row, g_key=g_key, s0=doc.s0[a, t, k])
+    s0 = doc.s0[a, t, k]
+    return fused_rows(kernel)(x1, x2, y1, y2, p, span, g_row=g_row, g_key=g_key, s0=s0)
 
 
 def _fill(

@@ -6,13 +6,14 @@ Usage: python benchmarks/neuron_tools.py [--repeats 5] [--dir /tmp/neuron-tools]
 
 The file: Mistral-7B's shapes (32 layers, FFN 14336, q 4096, k/v 1024 units per layer), 0.5% of
 the units selected at random, doc_counts for every unit (what detection writes). Prints the
-median seconds of each command and the ratio baseline / tool.
+median wall and CPU seconds of each command and the CPU ratio baseline / tool.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,14 +49,18 @@ def seven_b_file(path: Path, seed: int) -> Path:
     return path
 
 
-def timed(code: str, args: list[str], repeats: int) -> float:
-    """Median wall seconds of `python -c code args` (output discarded)."""
-    times = []
+def timed(code: str, args: list[str], repeats: int) -> tuple[float, float]:
+    """Median (wall, CPU = user + system) seconds of `python -c code args` (output discarded).
+    CPU time is what the command costs; wall time also counts waiting on a loaded machine."""
+    walls, cpus = [], []
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:
@@ -67,16 +72,23 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     a, b = seven_b_file(folder / "a.safetensors", 0), seven_b_file(folder / "b.safetensors", 1)
     print(f"file: {a} ({a.stat().st_size / 1e6:.1f} MB), median of {args.repeats} fresh processes")
-    print("| command | seconds | baseline (torch imported) | ratio |")
-    print("|---|---|---|---|")
+    print(
+        "| command | wall s | CPU s | baseline wall s (torch imported) | baseline CPU s | CPU ratio |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, cmd in (
         ("neurons summary", ["neurons", "summary", str(a)]),
         ("neurons compare", ["neurons", "compare", str(a), str(b)]),
         ("--help", ["--help"]),
     ):
-        new = timed(MAIN, cmd, args.repeats)
-        old = timed(OLD, cmd, args.repeats)
-        print(f"| mwork {name} | {new:.3f} | {old:.3f} | {old / new:.1f}x |")
+        (new, new_cpu), (old, old_cpu) = (
+            timed(MAIN, cmd, args.repeats),
+            timed(OLD, cmd, args.repeats),
+        )
+        print(
+            f"| mwork {name} | {new:.2f} | {new_cpu:.2f} | {old:.2f} | {old_cpu:.2f} "
+            f"| {old_cpu / new_cpu:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

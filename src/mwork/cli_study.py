@@ -57,6 +57,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--conditions", nargs="+", default=None,
         help="run labels of every task (default: Table 2's D_U D_S D_G R_U R_all)",
     )  # fmt: skip
+    p.add_argument(
+        "--n-docs", type=int, default=None,
+        help="detection.n_docs, documents per language (default: the paper's 1000)",
+    )  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite an existing config.yaml")
     q = sub.add_parser(
         "plan",
@@ -79,7 +83,7 @@ def run_init(a: argparse.Namespace) -> None:
     from mwork.initconfig import InitRequest, write_config
 
     tasks = dict(a.task) if a.task else {}
-    req = InitRequest(a.model, a.languages, a.alias, a.n_layers, a.corpus, tasks)
+    req = InitRequest(a.model, a.languages, a.alias, a.n_layers, a.corpus, tasks, n_docs=a.n_docs)
     if a.conditions:  # checked with the whole config (schema pattern, "did you mean")
         req.conditions = list(a.conditions)
     path, notes = write_config(req, a.study, a.force)

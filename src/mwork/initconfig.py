@@ -50,6 +50,7 @@ class InitRequest:
         corpus: local corpus template with {lang}, or None for FineWeb / FineWeb-2 on the hub.
         tasks: task -> local rows template with {lang}, or None for the hub dataset.
         conditions: run labels of every task.
+        n_docs: detection.n_docs (None: the schema's 1000, the paper's).
     """
 
     model: str
@@ -59,6 +60,7 @@ class InitRequest:
     corpus: str | None = None
     tasks: dict[str, str | None] = field(default_factory=dict)
     conditions: list[str] = field(default_factory=lambda: list(PAPER_CONDITIONS))
+    n_docs: int | None = None
 
 
 def layer_split(n_layers: int) -> tuple[int, int]:
@@ -169,9 +171,10 @@ def build_config(req: InitRequest) -> tuple[str, list[str]]:
                 )
             src = {"path": path}
         out.append(f"    {lang}: {_dump(src)}")
+    out += ["", "detection:"]
+    if req.n_docs is not None:
+        out.append(f"  n_docs: {req.n_docs}   # documents per language (paper: 1000)")
     out += [
-        "",
-        "detection:",
         f"  shared_languages: {_dump(langs)}   # minus-shared removes their common neurons",
         "",
     ]

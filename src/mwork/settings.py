@@ -38,7 +38,8 @@ SCHEMA_FILE = Path(str(resources.files("mwork") / "data" / "config.schema.yaml")
 @functools.cache
 def config_schema() -> dict[str, Any]:
     """The config JSON schema (draft 2020-12) as a dict."""
-    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster on every import
+    return yaml.load(SCHEMA_FILE.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 (safe)
 
 
 def schema_default(path: str) -> Any:

@@ -25,6 +25,7 @@ from mwork.corpus import (
     sample_documents,
     shard_documents,
 )
+from mwork.devices import input_device
 from mwork.errors import MworkError
 from mwork.languages import check_language
 from mwork.modeling import (
@@ -157,7 +158,7 @@ def detect_neurons(
     if not docs:
         raise MworkError("no documents to run detection on", "check the corpus and --n-docs")
     rule = selection_rule(adapter, settings)
-    device = next(adapter.model.parameters()).device
+    device = input_device(adapter.model)  # where the batches go (a split model: its embedding's)
     batches, _ = padded_batches(adapter, tokenizer, docs, settings)
     counts = {
         c: torch.zeros(adapter.n_layers, adapter.n_units(c), dtype=torch.int32, device=device)
@@ -176,7 +177,7 @@ def detect_neurons(
         for ids, mask in tqdm(batches, desc="PLND", unit="batch", disable=not progress):
             scores = probe.run(ids.to(device), mask.to(device))
             for c in COMPONENTS:
-                counts[c] += count_selected(scores[c], rule[c])
+                counts[c] += count_selected(scores[c], rule[c]).to(device)
     counts = {c: t.cpu().numpy() for c, t in counts.items()}  # NeuronSet holds numpy
     n_docs = len(docs)
     info = {

@@ -41,6 +41,7 @@ import mwork
 from mwork.adapters import ModelAdapter
 from mwork.corpus import sample_documents, shard_documents
 from mwork.detect import corpus_documents, padded_batches
+from mwork.devices import input_device
 from mwork.errors import MworkError
 from mwork.languages import check_language
 from mwork.modeling import load_spec, model_fingerprint
@@ -85,7 +86,7 @@ class ActivationRecorder:
                 f"{adapter.family}: the FFN activation module is shared between layers",
                 "LAPE needs one activation module per layer (unsupported architecture)",
             )
-        device = next(adapter.model.parameters()).device
+        device = input_device(adapter.model)  # counts gather here from every layer's device
         self.modules = modules
         self.act_counts = torch.zeros(
             adapter.n_layers, adapter.d_ffn, dtype=torch.int64, device=device
@@ -98,9 +99,11 @@ class ActivationRecorder:
 
     def _hook(self, layer: int):
         def hook(_module, _inputs, output):
-            fired = (output > 0) & self.token_mask[..., None]  # [b, l, d_ffn]
-            self.act_counts[layer] += fired.sum(dim=(0, 1))
-            self.doc_counts[layer] += fired.any(dim=1).sum(dim=0).to(torch.int32)
+            mask = self.token_mask.to(output.device)[..., None]  # the layer's device (split)
+            fired = (output > 0) & mask  # [b, l, d_ffn]
+            dev = self.act_counts.device
+            self.act_counts[layer] += fired.sum(dim=(0, 1)).to(dev)
+            self.doc_counts[layer] += fired.any(dim=1).sum(dim=0).to(dev, torch.int32)
 
         return hook
 
@@ -131,7 +134,7 @@ def record_activations(
     """
     if not docs:
         raise MworkError("no documents to record activations on", "check the corpus and --n-docs")
-    device = next(adapter.model.parameters()).device
+    device = input_device(adapter.model)
     batches, n_tokens = padded_batches(adapter, tokenizer, docs, settings)
     with ActivationRecorder(adapter) as rec:
         for ids, mask in tqdm(batches, desc="LAPE", unit="batch", disable=not progress):

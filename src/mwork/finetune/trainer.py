@@ -20,6 +20,8 @@ import torch.nn.functional as F
 import transformers
 
 from mwork.adapters import ModelAdapter
+from mwork.devices import input_device, is_offloaded
+from mwork.errors import MworkError
 from mwork.finetune.rows import PAD
 from mwork.finetune.settings import FinetuneSettings
 from mwork.finetune.sparse import SparseDelta, attach_sparse
@@ -46,6 +48,11 @@ class FinetuneTrainer:
     ) -> None:
         self.model, self.settings, self.pad_id = adapter.model, settings, pad_id
         self.sparse: SparseDelta | None = None
+        if is_offloaded(self.model):  # meta weights: nothing to differentiate or update
+            raise MworkError(
+                "fine-tuning cannot train weights offloaded to cpu/disk (models.<alias>.devices)",
+                "split the model over enough GPUs (devices: N) with no cpu or disk entries",
+            )
         if selection is None:
             for p in self.model.parameters():
                 p.requires_grad_(True)
@@ -53,7 +60,7 @@ class FinetuneTrainer:
         else:
             self.sparse = attach_sparse(adapter, selection, settings.train_gate)
             self.params = self.sparse.parameters()
-        self.device = next(self.model.parameters()).device
+        self.device = input_device(self.model)  # where batches go (a split model: its embedding's)
         if settings.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False}

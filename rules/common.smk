@@ -11,6 +11,7 @@ try:
     import mwork
 except ImportError:  # Snakemake from another environment: plan from the sources beside us
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from mwork.configcheck_values import check_config_files
 from mwork.devices import gpu_count
 from mwork.layout import TABLE_FILES
 from mwork.lmeval_tasks import TASKS
@@ -27,7 +28,8 @@ def config_error(problem, fix):
     sys.exit(2)
 
 
-try:  # the schema (defaults filled in), then Plan.check(): one line naming the key, "did you mean"
+try:  # Snakemake's YAML loader keeps the last of two equal keys silently; then the schema
+    check_config_files(workflow.configfiles)  # (defaults filled in) and Plan.check()
     validate_config(config)
 except ConfigError as exc:
     config_error(exc.problem, exc.fix)

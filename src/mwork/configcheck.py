@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mwork.configcheck_values import check_values
 from mwork.layout import ENGLISH
 from mwork.runlabel import RunLabel
 
@@ -39,6 +40,7 @@ def local_layer_count(path: str) -> int | None:
 
 def check_config(plan: Plan) -> None:
     """Raise ConfigError for the first inconsistency of `plan`'s config the schema cannot see."""
+    check_values(plan)  # non-finite numbers, counts no job can satisfy (configcheck_values)
     det = plan.detection
     if det["qk_scoring"] != "exact" and det["importance"] != "paper":
         raise ConfigError(

@@ -27,6 +27,7 @@ from mwork.corpus import (
 )
 from mwork.devices import input_device
 from mwork.errors import MworkError
+from mwork.finite import check_scores
 from mwork.languages import check_language
 from mwork.modeling import (
     config_shape,
@@ -174,8 +175,11 @@ def detect_neurons(
         qk_kernel=settings.qk_kernel,
     )
     with probe:
-        for ids, mask in tqdm(batches, desc="PLND", unit="batch", disable=not progress):
+        for b, (ids, mask) in enumerate(
+            tqdm(batches, desc="PLND", unit="batch", disable=not progress)
+        ):
             scores = probe.run(ids.to(device), mask.to(device))
+            check_scores(scores, "PLND importance", b)  # NaN ranks nothing (mwork.finite)
             for c in COMPONENTS:
                 counts[c] += count_selected(scores[c], rule[c]).to(device)
     counts = {c: t.cpu().numpy() for c, t in counts.items()}  # NeuronSet holds numpy

@@ -47,8 +47,8 @@ from mwork.languages import check_language
 from mwork.modeling import load_spec, model_fingerprint
 from mwork.neuronset import (
     NeuronSet,
-    check_shard_set,
     load_neuron_set,
+    merge_lape_recordings,
     parse_shard,
     save_neuron_set,
 )
@@ -57,17 +57,6 @@ from mwork.settings import CorpusSettings, DetectionSettings, LapeSettings, Mode
 log = logging.getLogger(__name__)
 
 DETECTOR = "lape"
-_SAME = (
-    "model",
-    "model_fingerprint",
-    "language",
-    "n_layers",
-    "units",
-    "max_tokens",
-    "corpus_sha256",
-    "seed",
-    "detector",
-)
 
 
 class ActivationRecorder:
@@ -94,6 +83,7 @@ class ActivationRecorder:
         self.doc_counts = torch.zeros(
             adapter.n_layers, adapter.d_ffn, dtype=torch.int32, device=device
         )
+        self.nonfinite = torch.zeros(adapter.n_layers, dtype=torch.bool, device=device)
         self.token_mask: torch.Tensor | None = None
         self._handles: list = []
 
@@ -104,6 +94,8 @@ class ActivationRecorder:
             dev = self.act_counts.device
             self.act_counts[layer] += fired.sum(dim=(0, 1)).to(dev)
             self.doc_counts[layer] += fired.any(dim=1).sum(dim=0).to(dev, torch.int32)
+            # NaN > 0 is False: a NaN activation would silently count as "not fired"
+            self.nonfinite[layer] |= (~torch.isfinite(output) & mask).any().to(dev)
 
         return hook
 
@@ -137,9 +129,17 @@ def record_activations(
     device = input_device(adapter.model)
     batches, n_tokens = padded_batches(adapter, tokenizer, docs, settings)
     with ActivationRecorder(adapter) as rec:
-        for ids, mask in tqdm(batches, desc="LAPE", unit="batch", disable=not progress):
+        for b, (ids, mask) in enumerate(
+            tqdm(batches, desc="LAPE", unit="batch", disable=not progress)
+        ):
             rec.token_mask = mask.to(device).bool()
             adapter.model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+            if bool(rec.nonfinite.any()):  # one sync per batch
+                raise MworkError(
+                    f"LAPE activations of ffn in layer {int(rec.nonfinite.nonzero()[0])} are "
+                    f"non-finite in batch {b}: the model produces NaN/Inf on this input",
+                    "check the weights, or load the model in float32 (float16 overflows)",
+                )
     act, docc = rec.act_counts.cpu().numpy(), rec.doc_counts.cpu().numpy()  # NeuronSet: numpy
     info = {
         "detector": DETECTOR,
@@ -194,34 +194,9 @@ def record_to_file(
 
 
 def merge_recordings(parts: Sequence[NeuronSet]) -> NeuronSet:
-    """Merge the document shards of one recording: add act_counts, doc_counts, n_docs, n_tokens."""
-    if not parts:
-        raise MworkError("no LAPE recordings to merge", "pass at least one shard")
-    first = parts[0]
-    for p in parts:
-        if p.meta.get("detector") != DETECTOR or "ffn" not in p.act_counts:
-            raise MworkError(
-                "a file to merge is not a LAPE recording", "pass record_activations outputs"
-            )
-        for k in _SAME:
-            if p.meta.get(k) != first.meta.get(k):
-                raise MworkError(
-                    f"cannot merge LAPE recordings that differ in '{k}' "
-                    f"({first.meta.get(k)!r} vs {p.meta.get(k)!r})",
-                    "merge only shards of one recording",
-                )
-    check_shard_set(list(parts))
-    meta = {k: v for k, v in first.meta.items() if k not in ("shard", "format")}
-    meta["n_docs"] = str(sum(p.n_docs for p in parts))
-    meta["n_tokens"] = str(sum(int(p.meta["n_tokens"]) for p in parts))
-    act = sum(p.act_counts["ffn"] for p in parts)
-    docc = sum(p.doc_counts["ffn"].astype(np.int64) for p in parts).astype(np.int32)
-    return NeuronSet(
-        {"ffn": np.zeros_like(act, dtype=bool)},
-        {"ffn": docc},
-        meta,
-        act_counts={"ffn": act},
-    )
+    """Merge the document shards of one recording: add act_counts, doc_counts, n_docs, n_tokens
+    (`mwork.neuronset.algebra.merge_lape_recordings`, torch-free, also `mwork neurons merge`)."""
+    return merge_lape_recordings(list(parts))
 
 
 def activation_probs(recordings: Mapping[str, NeuronSet]) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch
 from mwork.adapters import get_adapter, supported_architectures
 from mwork.devices import OFFLOAD_TARGETS, is_split, named_values
 from mwork.errors import MworkError
+from mwork.finite import check_weights
 
 if TYPE_CHECKING:
     from mwork.settings import ModelSpec
@@ -309,6 +310,7 @@ def load_model(
         hf_logging.set_verbosity(verbosity)
     check_loading_info(name_or_path, config, info)
     model = model.eval()  # already on its device(s): no `.to()`, which would undo a split
+    check_weights(model, name_or_path)  # a NaN/Inf weight: one line naming it (mwork.finite)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except Exception as exc:

@@ -200,7 +200,7 @@ class DetectionSettings(FromMapping):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise MworkError(f"{name} must be >= 1 (got {v})", "pass a positive integer")
-        if self.qk_budget_mb is not None and not self.qk_budget_mb > 0:
+        if self.qk_budget_mb is not None and not 0 < self.qk_budget_mb < math.inf:
             raise MworkError(f"qk_budget_mb must be > 0 (got {self.qk_budget_mb})", "pass e.g. 64")
         check_qk_scoring(self.qk_scoring, self.importance)
         check_kernel_mode(self.qk_kernel)  # "compiled": builds it now, before any model load
@@ -238,6 +238,12 @@ class LapeSettings(FromMapping):
             if not 0.0 < v <= 1.0:
                 raise MworkError(
                     f"detection.lape.{name} must be in (0, 1] (got {v})", "use e.g. 0.95"
+                )
+            if v == 1.0 and name != "top_rate":  # "above the largest probability": nothing is
+                raise MworkError(
+                    f"detection.lape.{name} 1.0 selects no neuron for any language (no activation "
+                    "probability exceeds the largest one)",
+                    "use e.g. 0.95",
                 )
 
 

@@ -37,7 +37,8 @@ def model_copy(model_dir, tmp_path):
 @pytest.fixture
 def corpus(tmp_path):
     p = tmp_path / "c.jsonl"
-    p.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:6]))
+    # detection documents long enough for the corpus pool's filters (corpus.min_chars)
+    p.write_text("".join(json.dumps({"text": " ".join([t] * 20)}) + "\n" for t in TEXTS[:6]))
     return p
 
 
@@ -231,13 +232,13 @@ def test_neuron_tools_never_overwrite_their_inputs(capsys, model_dir, corpus, tm
         (["--top-k-ffn", "48"], "top_k_ffn=48 is not below the model's 48 ffn units"),
         (["--top-k-ffn", "1000"], "top_k_ffn=1000 is not below"),
         (["--top-k-attn", "32"], "top_k_attn=32 is not below the model's 32 attn_q units"),
-        (["--epsilon-ffn", "nan"], "epsilon_ffn must be a finite number (got nan)"),
-        (["--epsilon-attn", "inf"], "epsilon_attn must be a finite number (got inf)"),
+        (["--epsilon-ffn", "nan"], "--epsilon-ffn nan is not a finite number"),
+        (["--epsilon-attn", "inf"], "--epsilon-attn inf is not a finite number"),
         (["--batch-size", "0"], "batch_size must be >= 1 (got 0)"),
         (["--n-docs", "-3"], "n_docs must be >= 1 (got -3)"),
         (["--min-fraction", "1.5"], "min_fraction 1.5 is outside (0, 1]"),
         (["--min-fraction", "0"], "min_fraction 0.0 is outside (0, 1]"),
-        (["--min-fraction", "nan"], "min_fraction nan is outside (0, 1]"),
+        (["--min-fraction", "nan"], "--min-fraction nan is not a finite number"),
         (["--max-tokens", "0"], "max_tokens must be >= 1"),
         (["--device", "gpu"], "unknown device 'gpu'"),
         (["--device", "tpu:0"], "unknown device 'tpu:0'"),

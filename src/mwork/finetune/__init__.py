@@ -9,5 +9,6 @@ trainer   FinetuneTrainer: optimizer, schedule, one step with gradient accumulat
 run       `finetune`: one run from documents to delta (summary, timing)
 train     `finetune_to_file`: the stage's file entry (inputs checked, model loaded, delta written)
 delta     the delta safetensors file: save / load / apply to a base model / merge to a HF dir
+deltacheck the delta file's invariants (indices, counts, finite values), on load and save
 cli       the `mwork finetune train|merge` subcommands
 """

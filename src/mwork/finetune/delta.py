@@ -37,6 +37,7 @@ from torch import nn
 from mwork.adapters import COMPONENTS
 from mwork.atomic import atomic_write_bytes, atomic_write_text
 from mwork.errors import MworkError
+from mwork.finetune.deltacheck import check_delta_tensors, rounding_report, snapshot
 from mwork.modeling import load_model, model_fingerprint
 from mwork.neuronset import serialize
 
@@ -134,7 +135,9 @@ def save_delta(delta: Delta, path: str | Path) -> None:
         meta["units"] = json.dumps(
             {c: int(s.shape[1]) for c, s in delta.selection.items()}, sort_keys=True
         )
-    atomic_write_bytes(path, serialize(delta_tensors(delta), meta))
+    tensors = delta_tensors(delta)
+    check_delta_tensors(path, meta, tensors)  # never write a NaN delta (diverged training)
+    atomic_write_bytes(path, serialize(tensors, meta))
 
 
 def load_delta(path: str | Path) -> Delta:
@@ -158,7 +161,7 @@ def load_delta(path: str | Path) -> Delta:
     mode = meta.get("mode", "")
     if mode not in MODES:
         raise MworkError(f"{path} has unknown mode {mode!r}", f"expected one of {', '.join(MODES)}")
-    dims = json.loads(meta.get("slice_dims", "{}"))
+    dims = check_delta_tensors(path, meta, tensors)  # invariants + finiteness (deltacheck)
     slices = {
         n: DeltaSlice(int(d), tensors[f"slice.{n}.index"], tensors[f"slice.{n}.values"])
         for n, d in dims.items()
@@ -213,6 +216,12 @@ def apply_delta(model: nn.Module, delta: Delta, check_fingerprint: bool = True) 
                 f"the delta changes parameter {name}, which the model lacks",
                 "load the base model the delta was trained from",
             )
+        if params[name].device.type == "meta":  # offloaded: writing it would change nothing
+            raise MworkError(
+                f"the delta changes parameter {name}, which is offloaded to cpu/disk "
+                "(models.<alias>.devices)",
+                "split the model over GPUs without cpu or disk entries",
+            )
     with torch.no_grad():
         for name, s in delta.slices.items():
             p = params[name]
@@ -221,6 +230,12 @@ def apply_delta(model: nn.Module, delta: Delta, check_fingerprint: bool = True) 
             if list(s.values.shape) != want or s.dim not in (0, 1):
                 raise MworkError(
                     f"delta slice of {name} has shape {list(s.values.shape)}, expected {want}",
+                    "the delta does not belong to this model",
+                )
+            if s.index.numel() and int(s.index.max()) >= p.shape[s.dim]:
+                raise MworkError(
+                    f"delta slice of {name} writes position {int(s.index.max())} but the "
+                    f"parameter has {p.shape[s.dim]} along dim {s.dim}",
                     "the delta does not belong to this model",
                 )
             p.index_copy_(s.dim, s.index.to(p.device), s.values.to(p.device, p.dtype))
@@ -294,7 +309,17 @@ def merge_delta(
         )
     delta = load_delta(delta_file)  # validated before the model load
     model, _, _ = load_model(base, dtype=dtype, device="cpu", trust_remote_code=trust_remote_code)
+    before = snapshot(model, delta)
     apply_delta(model, delta)
+    kept, trained = rounding_report(model, delta, before)
+    if kept < trained:  # the evaluation warns about the same loss (mwork.evaluate)
+        log.warning(
+            "merging in %s keeps %d of %d trained changes (the rest round back to the base "
+            "values); merge with --dtype float32 to keep them all",
+            dtype,
+            kept,
+            trained,
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -304,7 +329,10 @@ def merge_delta(
         atomic_write_text(
             tmp / PROVENANCE_FILE,
             json.dumps(
-                {"base": base, "delta": str(delta_path), **delta.meta}, indent=1, sort_keys=True
+                {"base": base, "delta": str(delta_path), **delta.meta, "merge_dtype": dtype}
+                | ({"kept_changes": f"{kept} of {trained}"} if trained else {}),
+                indent=1,
+                sort_keys=True,
             )
             + "\n",
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -112,6 +113,18 @@ class FinetuneSettings:
                 f"batch_size={self.batch_size} is not a multiple of "
                 f"micro_batch_size={self.micro_batch_size}",
                 "e.g. batch_size 32 with micro_batch_size 8 (4 accumulation steps)",
+            )
+        floats = {"lr": self.lr, "warmup_ratio": self.warmup_ratio, "adam_eps": self.adam_eps}
+        floats |= {"weight_decay": self.weight_decay, "max_grad_norm": self.max_grad_norm or 0.0}
+        floats |= {f"adam_betas[{i}]": b for i, b in enumerate(self.adam_betas)}
+        for name, value in floats.items():
+            if not math.isfinite(float(value)):
+                raise bad(f"{name}={value} is not a finite number", "give a finite value")
+        if self.lr >= 1:  # AdamW moves every trained value by about lr per step
+            raise bad(
+                f"lr={self.lr:g} is >= 1 (every trained value would move by about that much "
+                "per step and training diverges)",
+                "use a small lr such as 2e-6 (released code); a sign may be missing",
             )
         if not self.lr > 0 or not 0 <= self.warmup_ratio < 1 or self.weight_decay < 0:
             raise bad(

@@ -86,7 +86,8 @@ def finetune_to_file(inputs: FinetuneInputs, settings: FinetuneSettings) -> Fine
     check_language(inputs.language)
     check_train_outputs(inputs.out, inputs.log, inputs.docs, inputs.neurons, inputs.model.ref)
     pool = read_corpus(inputs.docs)  # validated before the model load
-    docs = nested_sample(pool, inputs.n_docs or len(pool), inputs.data_seed)
+    n_docs = len(pool) if inputs.n_docs is None else inputs.n_docs  # 0 is an error, not all
+    docs = nested_sample(pool, n_docs, inputs.data_seed)
     neurons = None
     prov = {
         "model": inputs.model.label,

@@ -25,6 +25,7 @@ from mwork.errors import MworkError
 from mwork.finetune.rows import PAD
 from mwork.finetune.settings import FinetuneSettings
 from mwork.finetune.sparse import SparseDelta, attach_sparse
+from mwork.finite import check_loss
 
 
 def _tensor_bytes(tensors) -> int:
@@ -83,6 +84,7 @@ class FinetuneTrainer:
             torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
         )
         self.grad_bytes = 0
+        self.n_steps = 0
         self.model.train()
 
     def step(self, rows: torch.Tensor) -> tuple[float, int]:
@@ -106,6 +108,8 @@ class FinetuneTrainer:
             ) / max(1, n_targets)
             loss.backward()
             total += float(loss.detach())
+        self.n_steps += 1
+        check_loss(total, self.n_steps, self.scheduler.get_last_lr()[0])  # before the update
         if self.settings.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.settings.max_grad_norm)
         self.grad_bytes = _tensor_bytes(p.grad for p in self.params if p.grad is not None)

@@ -26,6 +26,53 @@ _MERGE_KEYS = (
 )
 
 
+_LAPE_SAME = (
+    "model",
+    "model_fingerprint",
+    "language",
+    "n_layers",
+    "units",
+    "max_tokens",
+    "corpus_sha256",
+    "seed",
+    "detector",
+)
+
+
+def merge_lape_recordings(parts: list[NeuronSet]) -> NeuronSet:
+    """Merge the document shards of one LAPE recording (`mwork.lape`): add act_counts,
+    doc_counts, n_docs and n_tokens. Selected LAPE sets and PLND files are refused."""
+    if not parts:
+        raise MworkError("no LAPE recordings to merge", "pass at least one shard")
+    first = parts[0]
+    for p in parts:
+        if (
+            p.meta.get("detector") != "lape"
+            or "ffn" not in p.act_counts
+            or p.meta.get("selection") != "recording"
+        ):
+            raise MworkError(
+                "a file to merge is not a LAPE recording (a PLND file or a selected LAPE set)",
+                "merge only the recording shards (results/{model}/lape/shards/)",
+            )
+        for k in _LAPE_SAME:
+            if p.meta.get(k) != first.meta.get(k):
+                raise MworkError(
+                    f"cannot merge LAPE recordings that differ in '{k}' "
+                    f"({first.meta.get(k)!r} vs {p.meta.get(k)!r})",
+                    "merge only shards of one recording",
+                )
+    check_shard_set(list(parts))
+    meta = {k: v for k, v in first.meta.items() if k not in ("shard", "format")}
+    meta["n_docs"] = str(sum(p.n_docs for p in parts))
+    meta["n_tokens"] = str(sum(int(p.meta["n_tokens"]) for p in parts))
+    act = sum(p.act_counts["ffn"] for p in parts)
+    docc = sum(p.doc_counts["ffn"].astype(np.int64) for p in parts).astype(np.int32)
+    return NeuronSet(
+        {"ffn": np.zeros_like(act, dtype=bool)}, {"ffn": docc}, meta, act_counts={"ffn": act}
+    )
+
+
 def check_shard_set(parts: list[NeuronSet]) -> None:
     """The parts must be every shard i/n of one detection run, each once."""
     markers = [p.meta.get("shard") for p in parts]
@@ -81,6 +128,8 @@ def merge_neuron_sets(parts: list[NeuronSet]) -> NeuronSet:
     """
     if not parts:
         raise MworkError("no neuron files to merge", "pass at least one shard")
+    if any(p.meta.get("detector") == "lape" for p in parts):  # act_counts, n_tokens: not PLND's
+        return merge_lape_recordings(parts)
     first = parts[0]
     for p in parts:
         if p.meta.get("variant", "all") != "all":
@@ -111,6 +160,12 @@ def merge_neuron_sets(parts: list[NeuronSet]) -> NeuronSet:
 def reselect(ns: NeuronSet, min_fraction: float) -> NeuronSet:
     """`ns` re-selected with another document fraction (only a full set: a variant's removed
     neurons would come back)."""
+    if ns.meta.get("detector") == "lape":
+        raise MworkError(
+            "the neuron file is a LAPE set (selected jointly over languages by entropy, not by a "
+            "document fraction); --min-fraction does not apply to it",
+            "re-run LAPE selection with other detection.lape settings",
+        )
     variant = ns.meta.get("variant", "all")
     if variant != "all":
         raise MworkError(

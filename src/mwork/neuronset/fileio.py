@@ -257,6 +257,7 @@ def load_neuron_set(path: str | Path, expect_fingerprint: str | None = None) -> 
             raise _bad(path, f"{c} doc_counts outside 0..n_docs={n_docs} (max {int(counts.max())})")
         selected[c], doc_counts[c] = sel, counts
     if meta.get("detector") == "lape":  # joint selection over languages (mwork.lape), not counts
+        _check_lape_counts(path, meta, n_docs, doc_counts, act)
         return NeuronSet(selected=selected, doc_counts=doc_counts, meta=meta, act_counts=act)
     implied = select_by_fraction(doc_counts, n_docs, min_fraction)
     variant = meta.get("variant", "all")
@@ -270,3 +271,27 @@ def load_neuron_set(path: str | Path, expect_fingerprint: str | None = None) -> 
         if variant != "all" and bool((selected[c] & ~implied[c]).any()):
             raise _bad(path, f"variant {variant!r} selects {c} neurons its doc_counts do not")
     return NeuronSet(selected=selected, doc_counts=doc_counts, meta=meta)
+
+
+def _check_lape_counts(
+    path: Path,
+    meta: dict[str, str],
+    n_docs: int,
+    doc_counts: dict[str, np.ndarray],
+    act: dict[str, np.ndarray],
+) -> None:
+    """A LAPE recording's counts agree with its totals: n_docs <= n_tokens <= n_docs·max_tokens,
+    0 <= doc_counts <= act_counts <= n_tokens, and a unit fired in some document exactly when it
+    fired on some token (an edited n_tokens would rescale every activation probability)."""
+    max_tokens = _int_field(path, meta, "max_tokens", 1)
+    n_tokens = _int_field(path, meta, "n_tokens", n_docs, n_docs * max_tokens)
+    for c, a in act.items():
+        d = doc_counts[c]
+        if int(a.min()) < 0 or int(a.max()) > n_tokens:
+            raise _bad(path, f"{c} act_counts outside 0..n_tokens={n_tokens} (max {int(a.max())})")
+        if bool((a < d).any()) or not np.array_equal(a > 0, d > 0):
+            raise _bad(
+                path,
+                f"{c} act_counts and doc_counts disagree (a unit fired in a document "
+                "on no token, or on tokens of no document)",
+            )

@@ -21,7 +21,7 @@ import pandas as pd
 
 from mwork.atomic import write_csv
 from mwork.errors import MworkError
-from mwork.figures.bars import fig_deactivation, fig_neuron_share
+from mwork.figures.bars import fig_deactivation, fig_enhancement, fig_neuron_share
 from mwork.figures.layers import (
     fig_detector_agreement,
     fig_english_ratio,
@@ -160,27 +160,10 @@ def plot_enhancement_figure(
             "no Figure 4 rows: no fine-tuned runs were scored",
             "check finetune.models / high_resource and evaluation.tasks",
         )
-    avg = fig4[fig4["lang"] == "avg"].copy()
-    avg["panel"] = avg["model"] + " · " + avg["task"]
-    from mwork.figures.bars import grouped_bars
-
-    fig = grouped_bars(
-        avg,
-        x="task",
-        hue="method",
-        y="score",
-        lo="score_lo",
-        hi="score_hi",
-        panel="panel" if avg["model"].nunique() > 1 else None,
-        ylabel="score (x100)",
-        title="Fig. 4: neuron fine-tuning (mean over high-resource languages)",
-        hue_order=list(dict.fromkeys(avg["method"])),
-        value_labels=True,
-        sharey=False,
-    )
+    fig = fig_enhancement(fig4)
     t6 = [pd.read_csv(p) for p in table6_csvs if Path(p).stat().st_size > 1]
     write_csv(
         out_table6, pd.concat(t6, ignore_index=True) if t6 else pd.DataFrame(columns=["model"])
     )
-    log.info("enhancement: %d Fig. 4 bars -> %s", len(avg), out_pdf)
+    log.info("enhancement: %d Fig. 4 rows -> %s", len(fig4), out_pdf)
     save_figure(fig, out_pdf)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,7 +19,6 @@ from matplotlib.mathtext import MathTextParser
 from matplotlib.patches import Patch
 
 from mwork.figures.style import (
-    COLUMN_WIDTH,
     DEACTIVATION_COLUMNS,
     OKABE_ITO,
     PAGE_WIDTH,
@@ -85,8 +85,7 @@ def grouped_bars(
     hues = list(hue_order or dict.fromkeys(df[hue]))
     ncols = max(1, min(ncols, len(panels)))
     nrows = math.ceil(len(panels) / ncols)
-    n_x = max(df[df[panel] == p][x].nunique() if panel else df[x].nunique() for p in panels)
-    width = COLUMN_WIDTH if ncols == 1 and n_x * len(hues) <= 16 else PAGE_WIDTH
+    width = PAGE_WIDTH  # every figure is one page wide: the report scales them alike
     fig = figure(width, 1.7 * nrows + 0.45)
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey)
     colours = dict(zip(hues, OKABE_ITO * (len(hues) // len(OKABE_ITO) + 1), strict=False))
@@ -122,17 +121,15 @@ def grouped_bars(
                     padding=1,
                 )
         labels = [(x_labels or {}).get(c, str(c)) for c in cats]
-        rotate = max(_visible_len(s) for s in labels) > 8 or len(cats) * len(hues) > 24
-        ax.set_xticks(
-            range(len(cats)),
-            labels,
-            rotation=30 if rotate else 0,
-            ha="right" if rotate else "center",
-        )
+        # upright labels unless they need more than the panel's width (7 pt ticks: ~4 pt a
+        # character); then vertical, which never overlap (slanted ones do at this density)
+        room = 0.8 * width / ncols * 72 / len(cats)
+        crowded = max(_visible_len(s) for s in labels) * 4.2 + 6 > room
+        ax.set_xticks(range(len(cats)), labels, rotation=90 if crowded else 0)
         ax.axhline(0, color="0.3", linewidth=0.6)
         ax.tick_params(axis="x", length=0)
-        if p is not None:
-            ax.set_title(str(p), loc="left")
+        if p is not None:  # wrapped to the panel's width (8 pt: ~4.5 pt a character)
+            ax.set_title(textwrap.fill(str(p), int(0.95 * width / ncols * 72 / 4.5)), loc="left")
         if k % ncols == 0:
             ax.set_ylabel(ylabel or y)
         if xlabel and k >= len(panels) - ncols:
@@ -140,9 +137,14 @@ def grouped_bars(
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     handles = [Patch(color=colours[h], label=str(h)) for h in hues]
-    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(hues), 6), frameon=False)
+    # as many legend columns as fit the width (7 pt text: ~4 pt a character, + the patch);
+    # with a title, the legend goes below the panels (a title and a top legend collide)
+    entry = max(_visible_len(str(h)) for h in hues) * 4.2 + 30
+    fit = max(1, min(len(hues), int(0.95 * width * 72 // entry)))
+    where = "outside lower center" if title else "outside upper center"
+    fig.legend(handles=handles, loc=where, ncols=fit, frameon=False)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(textwrap.fill(title, int(0.95 * width * 72 / 4.5)))
     return fig
 
 
@@ -181,23 +183,57 @@ def fig_neuron_share(counts: pd.DataFrame) -> Figure:
 DELTA_LABELS = {"delta_eng": "ΔEng", "delta_n_eng": "Δn-Eng", "delta": "Δ = ΔEng − Δn-Eng"}
 
 
+VARIANT_LABELS = {"minus-en": "−En", "minus-shared": "−shared"}  # App. E Tables 8/9 neuron sets
+
+
 def condition_labels(summary: pd.DataFrame) -> dict[str, str]:
-    """Display label per condition: the paper notation (column `paper` if present) as mathtext."""
+    """Display label per condition: the paper notation (column `paper` if present) as mathtext,
+    with the label's layer override (n1_6) and App. E neuron-set variant (−En, −shared) beside it,
+    so distinct conditions never share a label."""
     out = {}
     for row in summary.drop_duplicates("condition").itertuples():
         cond = str(row.condition)
         paper = str(getattr(row, "paper", "") or "")
-        if paper and paper != "nan":
-            suffix = cond.split("-", 1)[1] if "-n" in cond else ""
-            out[cond] = pretty_condition(paper) + (f" ({suffix})" if suffix else "")
-        else:
+        if not paper or paper == "nan":
             out[cond] = pretty_condition(cond)
+            continue
+        name, _, variant = cond.partition(".")
+        parts = [name.split("-", 1)[1]] if "-n" in name else []
+        parts += [VARIANT_LABELS.get(variant, variant)] if variant else []
+        out[cond] = pretty_condition(paper) + (f" ({', '.join(parts)})" if parts else "")
     return out
+
+
+FIDELITY_LABEL = "Δ answers in the query's language (n-Eng)"
+FIDELITY_PANEL = " · output language"
+
+
+def _fidelity_bars(summary: pd.DataFrame) -> pd.DataFrame:
+    """Long rows of the output-language fidelity panels (`mwork.fidelity`): per (table, model)
+    with generated answers, Δ share of non-English answers in the query's language, with CI."""
+    cols = ["delta_fid_n_eng", "delta_fid_n_eng_lo", "delta_fid_n_eng_hi"]
+    if not set(cols) <= set(summary.columns):
+        return pd.DataFrame()
+    part = summary[summary["delta_fid_n_eng"].notna()]
+    return pd.DataFrame(
+        {
+            "model": part["model"],
+            "table": part["table"],
+            "condition": part["condition"],
+            "value": part[cols[0]],
+            "quantity": FIDELITY_LABEL,
+            "lo": part[cols[1]],
+            "hi": part[cols[2]],
+            "panel": part["table"].astype(str) + " · " + part["model"].astype(str) + FIDELITY_PANEL,
+        }
+    )
 
 
 @styled
 def fig_deactivation(summary: pd.DataFrame) -> Figure:
-    """Tables 2-5 as bars: per (table, model) panel, ΔEng, Δn-Eng and Δ per condition, with CIs.
+    """Tables 2-5 as bars: per (table, model) panel, ΔEng, Δn-Eng and Δ per condition, with CIs;
+    below each table with generated answers (MGSM, XQuAD, XLSum) and fidelity columns, a panel of
+    the change in the share of non-English answers in the query's language (`mwork.fidelity`).
 
     Args:
         summary: deactivation frame with DEACTIVATION_COLUMNS (delta_lo/delta_hi may be NaN);
@@ -219,7 +255,17 @@ def fig_deactivation(summary: pd.DataFrame) -> Figure:
         long.append(part)
     df = pd.concat(long, ignore_index=True)
     df["panel"] = df["table"].astype(str) + " · " + df["model"].astype(str)
-    panel_order = [f"{t} · {m}" for t in dict.fromkeys(summary["table"]) for m in models]
+    hues = list(DELTA_LABELS.values())
+    fidelity = _fidelity_bars(summary)
+    if not fidelity.empty:
+        df = pd.concat([df, fidelity], ignore_index=True)
+        hues.append(FIDELITY_LABEL)
+    panel_order = [
+        f"{t} · {m}{suffix}"
+        for t in dict.fromkeys(summary["table"])
+        for suffix in ("", FIDELITY_PANEL)
+        for m in models
+    ]
     df["panel"] = pd.Categorical(
         df["panel"], [p for p in panel_order if p in set(df["panel"])], ordered=True
     )
@@ -235,7 +281,36 @@ def fig_deactivation(summary: pd.DataFrame) -> Figure:
         panel="panel",
         ncols=len(models),
         ylabel="change (points)",
-        hue_order=list(DELTA_LABELS.values()),
+        hue_order=hues,
         sharey=False,
         x_labels=condition_labels(summary),
+    )
+
+
+@styled
+def fig_enhancement(fig4: pd.DataFrame) -> Figure:
+    """Fig. 4 (neuron fine-tuning): per task, the score averaged over the high-resource languages
+    for Original / Random / [Full] / LS-N, with paired bootstrap CIs; one panel per (model, task)
+    when several models are shown.
+
+    Args:
+        fig4: `mwork.tables.fig4_table` rows (model, task, lang, method, score(+_lo/_hi)); the
+            `lang == "avg"` rows are drawn.
+    """
+    require(fig4, ("model", "task", "lang", "method", "score", "score_lo", "score_hi"), "Fig. 4")
+    avg = fig4[fig4["lang"] == "avg"].copy()
+    avg["panel"] = avg["model"] + " · " + avg["task"]
+    return grouped_bars(
+        avg,
+        x="task",
+        hue="method",
+        y="score",
+        lo="score_lo",
+        hi="score_hi",
+        panel="panel" if avg["model"].nunique() > 1 else None,
+        ylabel="score (x100)",
+        title="Fig. 4: neuron fine-tuning (mean over high-resource languages)",
+        hue_order=list(dict.fromkeys(avg["method"])),
+        value_labels=True,
+        sharey=False,
     )

@@ -152,7 +152,7 @@ def fig_neuron_counts(counts: pd.DataFrame, normalise: bool = False) -> Figure:
     df = _group_components(counts)
     df["value"] = 100 * df["count"] / df["n_units"] if normalise else df["count"]
     models = list(dict.fromkeys(df["model"]))
-    fig = figure(COLUMN_WIDTH, 1.5 * len(models) + 0.5)
+    fig = figure(PAGE_WIDTH, 1.5 * len(models) + 0.5)  # one page wide, as every figure
     axes = fig.subplots(len(models), 1, squeeze=False, sharex=True)[:, 0]
     for ax, model in zip(axes, models, strict=False):
         for colour, (group, part) in zip(
@@ -194,7 +194,7 @@ def fig_overlap(overlap: pd.DataFrame, annotate: bool = True) -> Figure:
     langs = list(dict.fromkeys(overlap["lang_y"]))
     vmin = float(np.floor(np.nanmin(overlap["overlap"]) * 10) / 10)
     size = 0.3 * len(langs) + 0.5
-    fig = figure(min(PAGE_WIDTH, size * len(groups) + 0.8), size * len(models) + 0.3)
+    fig = figure(PAGE_WIDTH, size * len(models) + 0.3)  # one page wide, as every figure
     axes = fig.subplots(len(models), len(groups), squeeze=False)
     image = None
     for (i, model), (j, group) in ((a, b) for a in enumerate(models) for b in enumerate(groups)):
@@ -254,9 +254,7 @@ def fig_detector_agreement(agreement: pd.DataFrame, annotate: bool | None = None
     require(agreement, ("model", "lang", "layer", *(m for m, _ in AGREEMENT_METRICS)), "agreement")
     models, langs = list(dict.fromkeys(agreement["model"])), list(dict.fromkeys(agreement["lang"]))
     cmap = mpl.colormaps[HEATMAP_CMAP].with_extremes(bad="#d9d9d9")
-    n_cols = agreement["layer"].nunique()
-    width = min(PAGE_WIDTH, len(AGREEMENT_METRICS) * (0.3 * n_cols + 0.6) + 0.8)
-    fig = figure(width, (0.22 * len(langs) + 0.75) * len(models) + 0.4)
+    fig = figure(PAGE_WIDTH, (0.22 * len(langs) + 0.75) * len(models) + 0.4)
     axes = fig.subplots(len(models), len(AGREEMENT_METRICS), squeeze=False)
     image = None
     for i, model in enumerate(models):
@@ -301,7 +299,7 @@ def fig_detector_agreement(agreement: pd.DataFrame, annotate: bool | None = None
                             color="white" if v < 0.55 else "black",
                         )
     cbar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, aspect=25, pad=0.01)
-    cbar.set_label("agreement of PLND and LAPE FFN neurons")
+    cbar.set_label("PLND–LAPE agreement")
     return fig
 
 

@@ -14,6 +14,8 @@ All on the tables' x100 scale (percent of answers). Rows without generations (X-
 
 from __future__ import annotations
 
+import copy
+
 import pandas as pd
 
 from mwork.fidelity import FIDELITY
@@ -59,6 +61,13 @@ def fidelity_cells(
             columns=["model", "task", "condition", "lang", *_columns(PER_LANGUAGE_FIDELITY)],
         ),
     )
+
+
+def task_metrics_only(stats: ScoreStats) -> ScoreStats:
+    """A view of `stats` without the fidelity cells (Fig. 4 and Table 6 average task scores)."""
+    out = copy.copy(stats)
+    out.cells = {k: v for k, v in stats.cells.items() if k[2] != FIDELITY}
+    return out
 
 
 def with_fidelity(table: pd.DataFrame, cells: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from mwork.tables.deactivation import (
     table1,
 )
 from mwork.tables.enhancement import EnhancementSettings, fig4_table, table6
-from mwork.tables.fidelity import fidelity_cells, with_fidelity
+from mwork.tables.fidelity import fidelity_cells, task_metrics_only, with_fidelity
 from mwork.tables.render import enhancement_wide, fold_ci, per_language_wide, to_markdown
 
 
@@ -40,9 +40,10 @@ def all_tables(
     enhancement = enhancement or EnhancementSettings()
     fid_summary, fid_per_lang = fidelity_cells(stats, english, level)
     per_lang_keys = ["model", "task", "condition", "lang"]
+    tasks_only = task_metrics_only(stats)
     return {
-        "fig4": fig4_table(stats, enhancement, english, level),
-        "table6": table6(stats, enhancement, english, level),
+        "fig4": fig4_table(tasks_only, enhancement, english, level),
+        "table6": table6(tasks_only, enhancement, english, level),
         "baseline": baseline_table(stats, english),
         "table1": table1(stats, english=english),
         "per_language": with_fidelity(

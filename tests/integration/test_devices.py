@@ -18,6 +18,7 @@ from accelerate import dispatch_model
 from mwork.adapters import COMPONENTS, get_adapter
 from mwork.devices import gpu_count, input_device, is_offloaded, param_value
 from mwork.errors import MworkError
+from mwork.finetune.delta import Delta, DeltaSlice, apply_delta
 from mwork.finetune.settings import FinetuneSettings
 from mwork.finetune.trainer import FinetuneTrainer
 from mwork.lape import record_activations
@@ -227,6 +228,19 @@ def test_a_neuron_finetuning_step_equals_on_a_dispatched_model(pair):
     assert any(not torch.equal(x, y) for x, y in zip(init, out[1][1], strict=True)), "trained"
     with pytest.raises(MworkError, match="offloaded"):
         FinetuneTrainer(get_adapter(split), random_selection(get_adapter(split)), settings, 1, 0)
+
+
+def test_a_delta_is_not_written_into_offloaded_weights(pair):
+    """Writing a meta parameter changes nothing: applying a delta there is refused in one line."""
+    family, one, split, tok = pair
+    a = get_adapter(split)
+    name = next(n for n, p in split.named_parameters() if p.device.type == "meta")
+    p = dict(split.named_parameters())[name]
+    index = torch.tensor([0])
+    values = torch.zeros(1, *p.shape[1:], dtype=p.dtype)
+    delta = Delta("ls", slices={name: DeltaSlice(0, index, values)})
+    with pytest.raises(MworkError, match="offloaded"):
+        apply_delta(a.model, delta, check_fingerprint=False)
 
 
 def test_device_settings_give_the_scheduler_and_loader_what_they_need():

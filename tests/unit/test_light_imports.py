@@ -29,6 +29,7 @@ MODULES = (
     "mwork.studyconfig",
     "mwork.suggest",
     "mwork.components",
+    "mwork.devices",  # GPU counts of the workflow's jobs (rules/common.smk); torch only inside
     "mwork.fidelity",
     "mwork.neuronfiles",
     "mwork.neuronstats",

@@ -37,6 +37,10 @@ include: "rules/lens.smk"
 include: "rules/figures.smk"
 
 
+onerror:  # the terminal shows the end of each failed job's rule log (mwork.runlog)
+    print(failed_log_tails(RUN_STARTED), file=sys.stderr)
+
+
 rule all:
     default_target: True
     input:

@@ -5,6 +5,7 @@
 # so an unrelated edit never re-plans a GPU job under `rerun-triggers: params`.
 import re
 import sys
+import time
 from pathlib import Path
 
 try:
@@ -17,6 +18,7 @@ from mwork.layout import TABLE_FILES
 from mwork.lmeval_tasks import TASKS
 from mwork.plan import ALL, ENGLISH, ConfigError, Plan
 from mwork.preflight import preflight_warnings
+from mwork.runlog import failed_log_tails
 from mwork.runlabel import CONDITION_LABEL_PATTERN
 from mwork.settings import schema_default
 from mwork.studyconfig import validate_config
@@ -34,6 +36,7 @@ try:  # Snakemake's YAML loader keeps the last of two equal keys silently; then 
 except ConfigError as exc:
     config_error(exc.problem, exc.fix)
 PLAN = Plan(config)
+RUN_STARTED = time.time()  # logs written after this are this run's (Snakefile onerror)
 if workflow.is_main_process:  # what the config drops or shortens (mwork plan), before any job
     for line in preflight_warnings(PLAN):
         print(f"warning: {line}", file=sys.stderr)

@@ -32,6 +32,7 @@ from mwork.errors import MworkError
 from mwork.finetune.delta import Delta, DeltaSlice, apply_delta, load_delta
 from mwork.harness import evaluate_tasks
 from mwork.lmeval_tasks import TaskSpec
+from mwork.lmeval_tasks.xcsqa import record_dropped
 from mwork.mask import mask_neurons
 from mwork.modeling import load_spec, model_fingerprint
 from mwork.neuronset import NeuronSet, load_neuron_set
@@ -238,6 +239,7 @@ def evaluate_job(
             intervention=backend.wrap(intervention) if backend else intervention,
             lm=backend.lm if backend else None,
         )
+        record_dropped(result["tasks"])  # X-CSQA items dropped for an empty option, counted
         for eval_lang in dict.fromkeys(s.lang for s in task.specs):
             scored = {k: v for k, v in result["tasks"].items() if v["spec"]["lang"] == eval_lang}
             entries.append(

@@ -88,11 +88,20 @@ def label_columns(condition: str) -> dict[str, Any]:
     }
 
 
-def _item_ids(items: dict[str, Any]) -> list[str]:
-    """Dataset ids when present and unique, else lm-eval doc ids (stable for a fixed sample)."""
+PAIRED_BY_ID = ("xcsqa",)  # options and row order differ per language: items pair by id only
+
+
+def _item_ids(items: dict[str, Any], task: str = "", source: str = "?") -> list[str]:
+    """Dataset ids when present and unique, else lm-eval doc ids (stable for a fixed sample);
+    a task of `PAIRED_BY_ID` must have the ids (a position means another item in each language)."""
     ids = items.get("id") or []
     if ids and all(i is not None for i in ids) and len(set(map(str, ids))) == len(ids):
         return [str(i) for i in ids]
+    if task in PAIRED_BY_ID:
+        raise MworkError(
+            f"{source}: {task} items lack unique dataset ids",
+            "keep the `id` field: items pair across languages and runs by id, never by position",
+        )
     return [f"doc{d}" for d in items["doc_id"]]
 
 
@@ -110,7 +119,8 @@ def run_rows(data: dict[str, Any], source: str = "?") -> list[dict[str, Any]]:
                 f"{source}: task {name} has no per-item '{metric_key}' scores",
                 "re-run it with the current mwork",
             )
-        for item_id, value in zip(_item_ids(task["items"]), values, strict=True):
+        ids = _item_ids(task["items"], spec["task"], f"{source}: {name}")
+        for item_id, value in zip(ids, values, strict=True):
             if value is None or not math.isfinite(float(value)):
                 raise MworkError(
                     f"{source}: task {name} item {item_id} has no {metric_key} score",

@@ -125,6 +125,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             n_samples=None,
             primary_metric="acc,none",
             paper_table="Table 4 · X-CSQA",
+            lang_hooks={"process_docs": "process_docs"},  # labels, empty options, ids (traps)
             variant_hooks={"letters": {"doc_to_choice": "choice_labels"}},
             revision=PARQUET_EXPORT,  # a script dataset (xcsr.py)
         ),

@@ -1,8 +1,30 @@
-"""X-CSQA (INK-USC/xcsr): lm-eval hooks for the five-way multiple choice."""
+"""X-CSQA (INK-USC/xcsr): lm-eval hooks for the five-way multiple choice, and its three traps.
+
+1. Only the validation (dev) split has labels: in the `test` split every `answerKey` is empty.
+   `check_labels` refuses such rows with one line (every item would score as wrong otherwise).
+2. Some rows have an empty option text (German has several). lm-eval scores the log-likelihood
+   of each option as a continuation; an empty continuation has log-likelihood 0, above every real
+   option, so the empty option "wins" under `acc`. `process_docs_<lang>` drops those rows before
+   scoring; `record_dropped` writes their count and ids into the run JSON (`dropped_items`).
+3. The options are permuted per language (the answer letter of one question differs between
+   languages), so items of two languages pair by `id`, never by position: `item_ids` refuses rows
+   without unique ids, which is what the score table keys items by (`mwork.scores`).
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
+
+from mwork.errors import MworkError
+from mwork.lmeval_tasks.hooks import parametrised, sample_docs
+
+log = logging.getLogger("mwork.lmeval_tasks.xcsqa")
+
+DROP_REASON = "empty option text (log-likelihood 0 would win under acc)"
+_DROPPED: dict[str, list[str]] = {}  # language -> ids dropped by the last process_docs_<lang>
 
 
 def choice_texts(doc: dict[str, Any]) -> list[str]:
@@ -18,3 +40,68 @@ def choice_labels(doc: dict[str, Any]) -> list[str]:
 def gold(doc: dict[str, Any]) -> int:
     """Index of `answerKey` among the option labels."""
     return list(doc["question"]["choices"]["label"]).index(doc["answerKey"])
+
+
+def check_labels(rows: Iterable[Mapping[str, Any]], lang: str = "?") -> None:
+    """Raise MworkError when no row has an `answerKey` (X-CSQA's unlabelled test split)."""
+    keys = [str(r.get("answerKey") or "").strip() for r in rows]
+    if keys and not any(keys):
+        raise MworkError(
+            f"X-CSQA ({lang}): none of the {len(keys)} rows has an answerKey (the test split's "
+            "labels are hidden)",
+            "score the validation (dev) split, as the paper does",
+        )
+
+
+def has_empty_option(doc: Mapping[str, Any]) -> bool:
+    """True when an option text is empty or blank (it would win under log-likelihood acc)."""
+    return any(not str(t or "").strip() for t in doc["question"]["choices"]["text"])
+
+
+def item_ids(rows: Iterable[Mapping[str, Any]], lang: str = "?") -> list[str]:
+    """The rows' ids, which pair items across languages (never positions: options and row order
+    differ per language); MworkError if an id is missing or repeated."""
+    ids = [str(r.get("id") or "") for r in rows]
+    if not all(ids) or len(set(ids)) != len(ids):
+        raise MworkError(
+            f"X-CSQA ({lang}): rows need unique ids to be paired across languages",
+            "keep the dataset's `id` field in every row",
+        )
+    return ids
+
+
+def _process_docs(match: re.Match[str]):  # -> Callable[[datasets.Dataset], datasets.Dataset]
+    """`process_docs_<lang>[_n<N>_seed<S>]`: the checks, the drop, then the seeded sample."""
+    lang = match[1]
+    n, seed = (int(match[2]), int(match[3])) if match[2] else (None, 0)
+
+    def process_docs(dataset: Any) -> Any:
+        rows = list(dataset)
+        check_labels(rows, lang)
+        item_ids(rows, lang)
+        dropped = [str(r["id"]) for r in rows if has_empty_option(r)]
+        _DROPPED[lang] = dropped
+        if dropped:
+            log.warning("X-CSQA %s: dropped %d items with an %s", lang, len(dropped), DROP_REASON)
+            dataset = dataset.filter(lambda r: not has_empty_option(r))
+        return dataset if n is None else sample_docs(dataset, n, seed)
+
+    return process_docs
+
+
+def dropped_items(lang: str) -> dict[str, Any]:
+    """What the last `process_docs_<lang>` dropped: {"reason", "n", "ids"}."""
+    ids = _DROPPED.get(lang, [])
+    return {"reason": DROP_REASON, "n": len(ids), "ids": list(ids)}
+
+
+def record_dropped(tasks: MutableMapping[str, Any]) -> None:
+    """Add `dropped_items` to every X-CSQA task entry of an lm-eval result (`mwork.harness`)."""
+    for entry in tasks.values():
+        if entry["spec"]["task"] == "xcsqa":
+            entry["dropped_items"] = dropped_items(entry["spec"]["lang"])
+
+
+__getattr__ = parametrised(
+    __name__, r"process_docs_([a-z]{2,3})(?:_n(\d+)_seed(\d+))?$", _process_docs
+)

@@ -13,7 +13,8 @@ program takes a tile of BT rows × BD columns of one head and walks the keys its
 chunks of BS twice: W and U first, then the squared deviations; z, e^z and u live in registers
 only, so nothing of size [rows, keys, columns] is written to memory (torch's form writes z and
 reads it back about five times). e^z − 1 is a Taylor polynomial for |z| < EXPM1_SMALL (degree
-7 in float32, 13 in float64) and exp(z) − 1 elsewhere, neither cancelling. Sums run in the data's
+7 in float32, 13 in float64) and exp(z) − 1 elsewhere, neither cancelling; e^z itself is kept
+for W and the small-W form (e^z − 1 + 1 would lose it where e^z ≪ 1). Sums run in the data's
 dtype per tile; each program writes its tile's row sum to its own slot and the slots are added
 in float64 afterwards, so results are deterministic (no atomics). Soft-capping and the columns
 whose |z| could overflow take the direct form in torch (mwork.plnd.exact / terms), as they do
@@ -39,8 +40,9 @@ BLOCK = (16, 32, 16)
 
 
 @triton.jit
-def _expm1(z, F64: tl.constexpr):
-    """e^z − 1 without cancellation near 0: Horner of Σ z^k/k! below EXPM1_SMALL."""
+def _expm1(z, e, F64: tl.constexpr):
+    """e^z − 1 without cancellation near 0 (e = e^z): Horner of Σ z^k/k! below EXPM1_SMALL,
+    e − 1 above (where e^z ≪ 1 only e itself keeps its digits: W and the small-W form use e)."""
     if F64:
         q = 1.0 + z / 13.0
         q = 1.0 + z / 12.0 * q
@@ -56,7 +58,7 @@ def _expm1(z, F64: tl.constexpr):
     q = 1.0 + z / 4.0 * q
     q = 1.0 + z / 3.0 * q
     q = 1.0 + z / 2.0 * q
-    return tl.where(tl.abs(z) < 0.34657359027997264, z * q, tl.exp(z) - 1.0)
+    return tl.where(tl.abs(z) < 0.34657359027997264, z * q, e - 1.0)
 
 
 @triton.jit
@@ -124,8 +126,9 @@ def _sq_change_kernel(
             xa, xb, gr, y1, y2, g_key, s0, h, keys, dims, ns, d, rows, kmask, dmask, tb,
             HAS_X1, HAS_X2, HAS_G, HAS_GKEY,
         )  # fmt: skip
-        u = _expm1(z, F64)
-        w += tl.sum(pv[:, :, None] * (u + 1.0), axis=1)
+        e = tl.exp(z)
+        u = _expm1(z, e, F64)
+        w += tl.sum(pv[:, :, None] * e, axis=1)
         m += tl.sum(pv[:, :, None] * u, axis=1)
         psum += tl.sum(pv, axis=1)
     m -= (1.0 - psum)[:, None]  # W − 1 = U − (1 − P)
@@ -141,11 +144,12 @@ def _sq_change_kernel(
             xa, xb, gr, y1, y2, g_key, s0, h, keys, dims, ns, d, rows, kmask, dmask, tb,
             HAS_X1, HAS_X2, HAS_G, HAS_GKEY,
         )  # fmt: skip
-        u = _expm1(z, F64)
+        e = tl.exp(z)
+        u = _expm1(z, e, F64)
         p2 = (pv * pv)[:, :, None]
         df = u - m[:, None, :]
         acc += tl.sum(p2 * df * df, axis=1)
-        df2 = (u + 1.0) - w[:, None, :]
+        df2 = e - w[:, None, :]
         acc2 += tl.sum(p2 * df2 * df2, axis=1)
     num = tl.where(w < 0.5, acc2, acc)
     ok = valid[:, None] & dmask[None, :]

@@ -192,8 +192,18 @@ def pool_from_file(
     file it would write (what the workflow records as corpus_sha256). The filters are idempotent:
     a pool file gives itself back, with its own sha256."""
     settings.validate()
-    docs = iter_local(path, text_field)
-    pool = build_pool(docs, settings.pool_size, settings.min_chars, settings.max_chars)
+    read = [0]  # non-blank documents read (an empty file and a filtered-out one differ)
+
+    def counted() -> Iterator[str]:
+        for text in iter_local(path, text_field):
+            read[0] += bool(text.strip())
+            yield text
+
+    pool = build_pool(counted(), settings.pool_size, settings.min_chars, settings.max_chars)
+    if not read[0]:
+        raise MworkError(
+            f"corpus {path} is empty", "download or generate documents for this language first"
+        )
     if not pool:
         raise MworkError(
             f"no document of {path} passes min_chars={settings.min_chars}",

@@ -40,6 +40,8 @@ def detect_args(model, corpus, tmp_path, lang="en"):
         str(tmp_path / "out.safetensors"),
         "--device",
         "cpu",
+        "--min-chars",  # the corpus pool's filter (default 200): these test documents are short
+        "0",
     )
 
 
@@ -173,6 +175,8 @@ def test_summary_cli(capsys, model_dir, good_corpus, tmp_path):
                 str(out),
                 "--device",
                 "cpu",
+                "--min-chars",
+                "0",
             ]
         )
         == 0
@@ -181,4 +185,8 @@ def test_summary_cli(capsys, model_dir, good_corpus, tmp_path):
     assert main(["neurons", "summary", str(out), "--csv", str(tmp_path / "s.csv")]) == 0
     text = capsys.readouterr().out
     assert "total:" in text and "ffn" in text and "layer" in text
+    assert main(["neurons", "summary", str(out)]) == 0  # the pandas-free text
+    fast = capsys.readouterr().out
+    assert fast.splitlines()[0] == text.splitlines()[0]
+    assert fast.splitlines()[-1] == text.splitlines()[-1]
     assert (tmp_path / "s.csv").read_text().startswith("layer,component,selected,units,share")

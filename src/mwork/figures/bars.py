@@ -204,6 +204,19 @@ def condition_labels(summary: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def _bound_notes(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per (table, model): " ‡ baseline at 0/100: en=100" when a baseline sits at the floor or
+    ceiling of its metric (a change can go one way only), else ""."""
+    col = summary["baseline_at_bound"] if "baseline_at_bound" in summary else ""
+    parts = summary.assign(bound=col)[["table", "model", "bound"]].fillna("")
+    rows = []
+    for (table, model), g in parts.groupby(["table", "model"], sort=False):
+        bounds = sorted({b for v in g["bound"].astype(str) for b in v.split()})
+        note = f" ‡ baseline at 0/100: {' '.join(bounds)}" if bounds else ""
+        rows.append({"table": table, "model": model, "note": note})
+    return pd.DataFrame(rows, columns=["table", "model", "note"])
+
+
 FIDELITY_LABEL = "Δ answers in the query's language (n-Eng)"
 FIDELITY_PANEL = " · output language"
 
@@ -255,13 +268,16 @@ def fig_deactivation(summary: pd.DataFrame) -> Figure:
         long.append(part)
     df = pd.concat(long, ignore_index=True)
     df["panel"] = df["table"].astype(str) + " · " + df["model"].astype(str)
+    df = df.merge(_bound_notes(summary), on=["table", "model"], how="left")
+    df["panel"] = df["panel"] + df["note"].fillna("")
     hues = list(DELTA_LABELS.values())
     fidelity = _fidelity_bars(summary)
     if not fidelity.empty:
         df = pd.concat([df, fidelity], ignore_index=True)
         hues.append(FIDELITY_LABEL)
+    notes = _bound_notes(summary).set_index(["table", "model"])["note"].to_dict()
     panel_order = [
-        f"{t} · {m}{suffix}"
+        f"{t} · {m}" + (notes.get((t, m), "") if not suffix else suffix)
         for t in dict.fromkeys(summary["table"])
         for suffix in ("", FIDELITY_PANEL)
         for m in models

@@ -59,11 +59,19 @@ def _lang_deltas(
     return out
 
 
+def _at_bound(named: list[tuple[str, Stat]]) -> str:
+    """ "en=100 ru=0": the baselines at the floor (0) or ceiling (100) of their metric, where a
+    deactivation can move the score one way only (or not at all)."""
+    out = [f"{name}={s.point:.0f}" for name, s in named if s.point in (0.0, 100.0)]
+    return " ".join(dict.fromkeys(out))
+
+
 def per_language_table(stats: ScoreStats, english: str = "en", level: float = 0.95) -> pd.DataFrame:
     """Tables 14-17: one row per (model, task, metric, condition, target language L).
 
     Columns: en_orig, l_orig, en_d, l_d, delta_en(+_lo/_hi), delta_l(+_lo/_hi),
-    delta = ΔEn - ΔL (+_lo/_hi), n_seeds, n_masked (neurons deactivated, mean over seeds).
+    delta = ΔEn - ΔL (+_lo/_hi), n_seeds, n_masked (neurons deactivated, mean over seeds),
+    baseline_at_bound ("en=100": baselines at the floor or ceiling of the metric).
     """
     rows = []
     for (model, task, metric, cond), per in _lang_deltas(stats, english).items():
@@ -77,6 +85,7 @@ def per_language_table(stats: ScoreStats, english: str = "en", level: float = 0.
                 "n_seeds": max(s["en_d"].n_seeds, s["l_d"].n_seeds),
                 "n_masked": stats.n_masked.get((model, task, cond, lang), float("nan")),
                 **{k: s[k].point for k in ("en_orig", "l_orig", "en_d", "l_d")},
+                "baseline_at_bound": _at_bound([(english, s["en_orig"]), (lang, s["l_orig"])]),
             }
             with_ci(row, "delta_en", s["delta_en"], level)
             with_ci(row, "delta_l", s["delta_l"], level)
@@ -96,7 +105,8 @@ def summary_table(stats: ScoreStats, english: str = "en", level: float = 0.95) -
     Columns: model, table (PAPER_TABLES label), task, metric, condition, paper, U, S-ATTN, S-FFN,
     G, neurons (from `condition_table`, blank for free-form names), langs, n_seeds, n_masked
     (neurons deactivated, mean over the target languages), eng, n_eng,
-    delta_eng(+_lo/_hi), delta_n_eng(+_lo/_hi), delta(+_lo/_hi); a superset of
+    delta_eng(+_lo/_hi), delta_n_eng(+_lo/_hi), delta(+_lo/_hi), baseline_at_bound (the
+    English and target-language baselines at 0 or 100, e.g. "en=100 ru=0"); a superset of
     `mwork.plotstyle.DEACTIVATION_COLUMNS`.
 
     A missing En-D or L-D cell makes the affected means NaN (nothing is silently dropped).
@@ -116,6 +126,10 @@ def summary_table(stats: ScoreStats, english: str = "en", level: float = 0.95) -
             "n_seeds": max(s["en_d"].n_seeds for s in per.values()),
             "n_masked": float(
                 np.mean([stats.n_masked.get((model, task, cond, lang), np.nan) for lang in per])
+            ),
+            "baseline_at_bound": _at_bound(
+                [(english, next(iter(per.values()))["en_orig"])]
+                + [(lang, s["l_orig"]) for lang, s in per.items()]
             ),
         }
         means = {}

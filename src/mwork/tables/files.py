@@ -1,8 +1,10 @@
 """The tables stage: every table from one tidy score CSV, written under fixed names.
 
 `make_tables` writes every table under `TABLE_FILES` names, each as full-precision CSV and a
-rounded Markdown view (CI columns folded into `[lo, hi]`; the per-language Markdown uses the
-paper's `En-D/L-D (ΔEn/ΔL)` layout of Tables 14-17), written atomically.
+rounded Markdown view for people (`mwork.tables.views`: the paper's column names, a legend line
+that decodes the cells and states the scale, ‡ on baselines at the floor or ceiling; the
+per-language Markdown uses the paper's `En-D/L-D (ΔEn/ΔL)` layout of Tables 14-17; an empty
+table says which config key would fill it), written atomically.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from mwork.tables.deactivation import (
 )
 from mwork.tables.enhancement import EnhancementSettings, fig4_table, table6
 from mwork.tables.fidelity import fidelity_cells, task_metrics_only, with_fidelity
-from mwork.tables.render import enhancement_wide, fold_ci, per_language_wide, to_markdown
+from mwork.tables.render import enhancement_wide, fold_ci, per_language_wide
+from mwork.tables.views import markdown_view, summary_view
 
 
 def all_tables(
@@ -92,12 +95,14 @@ def make_tables(
     for key, stem in TABLE_FILES.items():
         table = tables[key]
         csv, md = out / f"{stem}.csv", out / f"{stem}.md"
-        if table.empty:
+        if table.empty:  # the Markdown says which config key would fill it
             atomic_write_text(csv, ",".join(table.columns) + "\n")
-            atomic_write_text(md, "_No rows: this table's runs are not configured._\n")
+            atomic_write_text(md, markdown_view(key, table, table))
             continue
         write_csv(csv, table)
-        if key == "per_language":
+        if key == "summary":
+            view = summary_view(table, decimals)
+        elif key == "per_language":
             view = per_language_wide(table, decimals)
         elif key in ("fig4", "table6"):
             index = (
@@ -108,5 +113,5 @@ def make_tables(
             view = enhancement_wide(table, index, decimals)
         else:
             view = fold_ci(table, decimals)
-        atomic_write_text(md, to_markdown(view, decimals))
+        atomic_write_text(md, markdown_view(key, table, view, decimals))
     return tables

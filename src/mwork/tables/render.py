@@ -49,6 +49,7 @@ def per_language_wide(per_language: pd.DataFrame, decimals: int = 1) -> pd.DataF
             f"{_plain(r.en_d, decimals)}/{_plain(r.l_d, decimals)} "
             f"({_signed(r.delta_en, decimals)}/{_signed(r.delta_l, decimals)})"
             + ("" if pd.isna(n) or n < 0 else f" n={n:.0f}")
+            + (" ‡" if str(getattr(r, "baseline_at_bound", "") or "").strip() else "")
             for r, n in zip(per_language.itertuples(index=False), masked, strict=True)
         ]
     )

@@ -40,6 +40,8 @@ RUN_STARTED = time.time()  # logs written after this are this run's (Snakefile o
 if workflow.is_main_process:  # what the config drops or shortens (mwork plan), before any job
     for line in preflight_warnings(PLAN):
         print(f"warning: {line}", file=sys.stderr)
+if workflow.is_main_process:  # start-up (and dry-run) log: which model serves which figure/table
+    print("\n".join(PLAN.roles.summary()), file=sys.stderr)
 
 MODELS = PLAN.models
 DETECT_LANGS = PLAN.detect_langs

@@ -14,7 +14,7 @@ rule plot_english_ratio:
         png=report(
             "results/figures/fig1_english_ratio.png",
             caption="../report/fig1_english_ratio.rst",
-            category="Layer-wise language lens",
+            category=REPORT_SECTIONS["lens"],
             labels={"figure": "Fig. 1", "content": "English vs non-English share per layer"},
         ),
     log:
@@ -36,7 +36,7 @@ rule plot_language_distribution:
         png=report(
             "results/figures/fig7_language_distribution.png",
             caption="../report/fig7_language_distribution.rst",
-            category="Layer-wise language lens",
+            category=REPORT_SECTIONS["lens"],
             labels={"figure": "Fig. 7", "content": "per-language share per layer"},
         ),
     log:
@@ -58,7 +58,7 @@ rule plot_neuron_counts:
         png=report(
             "results/figures/fig3_neuron_counts.png",
             caption="../report/fig3_neuron_counts.rst",
-            category="Language-specific neurons",
+            category=REPORT_SECTIONS["neurons"],
             labels={"figure": "Fig. 3", "content": "LS neurons per layer"},
         ),
     log:
@@ -79,7 +79,7 @@ rule plot_neuron_share:
         png=report(
             "results/figures/neuron_share.png",
             caption="../report/neuron_share.rst",
-            category="Language-specific neurons",
+            category=REPORT_SECTIONS["neurons"],
             labels={"figure": "neuron share", "content": "% of units per component"},
         ),
     log:
@@ -98,13 +98,13 @@ rule plot_overlap:
         png=report(
             "results/figures/{overlap_fig}.png",
             caption="../report/overlap.rst",
-            category="Language-specific neurons",
+            category=REPORT_SECTIONS["neurons"],
             labels={"figure": "{overlap_fig}", "content": "Eq. 11 overlap"},
         ),
         table=report(
             "results/tables/{overlap_fig}.csv",
             caption="../report/overlap_table.rst",
-            category="Language-specific neurons",
+            category=REPORT_SECTIONS["neurons"],
             labels={"figure": "{overlap_fig}", "content": "overlap table"},
         ),
     log:
@@ -125,13 +125,13 @@ rule plot_detector_agreement:
         png=report(
             "results/figures/detector_agreement.png",
             caption="../report/detector_agreement.rst",
-            category="Language-specific neurons",
+            category=REPORT_SECTIONS["beyond"],
             labels={"figure": "PLND vs LAPE", "content": "detector agreement per layer"},
         ),
         table=report(
             "results/tables/detector_agreement.csv",
             caption="../report/detector_agreement_table.rst",
-            category="Language-specific neurons",
+            category=REPORT_SECTIONS["beyond"],
             labels={"figure": "PLND vs LAPE", "content": "agreement table"},
         ),
     log:
@@ -150,7 +150,7 @@ rule plot_deactivation:
         png=report(
             "results/figures/deactivation_summary.png",
             caption="../report/deactivation_summary.rst",
-            category="Deactivation",
+            category=REPORT_SECTIONS["deactivation"],
             labels={"figure": "Tables 2-5", "content": "ΔEng, Δn-Eng, Δ per condition"},
         ),
     log:
@@ -174,13 +174,13 @@ rule plot_enhancement:
         png=report(
             "results/figures/fig4_enhancement.png",
             caption="../report/fig4_enhancement.rst",
-            category="Enhancement",
+            category=REPORT_SECTIONS["enhancement"],
             labels={"figure": "Fig. 4", "content": "neuron fine-tuning"},
         ),
         table6=report(
             "results/tables/table6_low_resource.csv",
             caption="../report/table6_low_resource.rst",
-            category="Enhancement",
+            category=REPORT_SECTIONS["enhancement"],
             labels={"figure": "Table 6", "content": "low-resource languages"},
         ),
     log:

@@ -206,12 +206,22 @@ def get_wiki_input(wildcards):
 # --- tables (rules/tables.smk) ---
 
 
-def table_output(stem, caption, table):
-    """One table CSV of make_tables, in the report under its caption."""
+# The report's sections follow the paper (numbered: the report lists categories in name order).
+REPORT_SECTIONS = {
+    "lens": "1. Layer-wise language lens: Figs. 1, 7 (§3.2, App. D)",
+    "neurons": "2. Language-specific neurons: Figs. 3, 5, 6 (§3.1, App. C, D)",
+    "deactivation": "3. Deactivation: Tables 1-5, 11-17 (§3.2-3.3, App. I)",
+    "enhancement": "4. Enhancement: Fig. 4, Table 6 (§4)",
+    "beyond": "5. Beyond the paper: perplexity, detector agreement",
+}
+
+
+def table_output(stem, caption, table, section="deactivation"):
+    """One table CSV of make_tables, in the report under its caption and paper section."""
     return report(
         f"results/{{model}}/tables/{stem}.csv",
         caption=f"../report/{caption}.rst",
-        category="Tables",
+        category=REPORT_SECTIONS[section],
         labels={"model": "{model}", "table": table},
     )
 

@@ -11,7 +11,7 @@ rule run_language_lens:
         table=report(
             "results/{model}/lens/{lens_variant}.csv",
             caption="../report/lens_table.rst",
-            category="Layer-wise language lens",
+            category=REPORT_SECTIONS["lens"],
             labels={"model": "{model}", "variant": "{lens_variant}", "type": "table"},
         ),
     log:

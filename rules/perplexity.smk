@@ -13,7 +13,7 @@ rule measure_deactivation_ppl:
         table=report(
             "results/{model}/ppl/deactivation.csv",
             caption="../report/ppl_deactivation.rst",
-            category="Held-out perplexity",
+            category=REPORT_SECTIONS["beyond"],
             labels={"model": "{model}", "neurons": DETECTION["method"]},
         ),
         summary="results/{model}/ppl/deactivation.md",
@@ -43,7 +43,7 @@ use rule measure_deactivation_ppl as measure_deactivation_ppl_lape with:
         table=report(
             "results/{model}/ppl/deactivation_lape.csv",
             caption="../report/ppl_deactivation.rst",
-            category="Held-out perplexity",
+            category=REPORT_SECTIONS["beyond"],
             labels={"model": "{model}", "neurons": "lape (compare_lape)"},
         ),
         summary="results/{model}/ppl/deactivation_lape.md",

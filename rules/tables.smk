@@ -31,8 +31,8 @@ rule make_tables:
         per_language=table_output(
             "tables14_17_per_language", "tables14_17_per_language", "Tables 14-17"
         ),
-        fig4=table_output("fig4_enhancement", "fig4_enhancement", "Fig. 4"),
-        table6=table_output("table6_low_resource", "table6_low_resource", "Table 6"),
+        fig4=table_output("fig4_enhancement", "fig4_enhancement", "Fig. 4", "enhancement"),
+        table6=table_output("table6_low_resource", "table6_low_resource", "Table 6", "enhancement"),
         markdown=expand("results/{{model}}/tables/{name}.md", name=TABLE_FILES.values()),
     log:
         "logs/make_tables/{model}.log",

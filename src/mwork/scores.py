@@ -102,7 +102,13 @@ def _item_ids(items: dict[str, Any], task: str = "", source: str = "?") -> list[
             f"{source}: {task} items lack unique dataset ids",
             "keep the `id` field: items pair across languages and runs by id, never by position",
         )
-    return [f"doc{d}" for d in items["doc_id"]]
+    docs = [f"doc{d}" for d in items["doc_id"]]
+    if len(set(docs)) != len(docs):  # items pair across runs by id: a repeat would mis-pair them
+        raise MworkError(
+            f"{source}: {task} lists an item twice (doc ids repeat)",
+            "the result file is damaged or edited; re-run its evaluation job",
+        )
+    return docs
 
 
 def run_rows(data: dict[str, Any], source: str = "?") -> list[dict[str, Any]]:
@@ -120,6 +126,12 @@ def run_rows(data: dict[str, Any], source: str = "?") -> list[dict[str, Any]]:
                 "re-run it with the current mwork",
             )
         ids = _item_ids(task["items"], spec["task"], f"{source}: {name}")
+        if len(ids) != len(values):
+            raise MworkError(
+                f"{source}: task {name} has {len(ids)} items but {len(values)} '{metric_key}' "
+                "scores",
+                "the result file is damaged or edited; re-run its evaluation job",
+            )
         for item_id, value in zip(ids, values, strict=True):
             if value is None or not math.isfinite(float(value)):
                 raise MworkError(

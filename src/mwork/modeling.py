@@ -88,7 +88,10 @@ def device_map_kwargs(
     a map -> itself, each value a visible GPU index, "cpu" or "disk".
     """
     if not is_split(devices):
-        return {"device_map": {"": str(resolve_device(device))}}
+        dev = resolve_device(device)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        return {"device_map": {"": str(dev)}}
     n_gpus = torch.cuda.device_count()
     out: dict[str, Any] = {"offload_folder": offload_folder or _offload_dir()}
     if max_memory:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import unicodedata
 from pathlib import Path
 
 from mwork.errors import MworkError
@@ -139,8 +140,9 @@ def run_conditions(_a: argparse.Namespace) -> None:
     print(head)
     for r in rows:
         cond = CONDITIONS[r["condition"]]
+        paper = r["paper"] + " " * (12 - sum(not unicodedata.combining(c) for c in r["paper"]))
         print(
-            f"{r['condition']:<13}{r['paper']:<12}{r['U']:<3}{r['S-ATTN']:<8}{r['S-FFN']:<7}"
+            f"{r['condition']:<13}{paper}{r['U']:<3}{r['S-ATTN']:<8}{r['S-FFN']:<7}"
             f"{r['G']:<3}{describe(cond.cells, cond.is_random)}"
         )
     print(

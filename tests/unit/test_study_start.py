@@ -178,7 +178,7 @@ def test_conditions_lists_every_condition_with_paper_notation(capsys) -> None:
     for name, cond in CONDITIONS.items():
         (row,) = [l for l in out.splitlines() if l.split()[:1] == [name]]
         assert cond.paper in row
-    assert "Dbar_S_attn  D̄_S(A)" in out and "LS neurons in U + S FFN + G" in out
+    assert "Dbar_S_attn  D̄_S(A)      D  .       D      D  LS neurons in U + S FFN + G" in out
     assert "random neurons, matched in count to the LS set in U" in out
 
 

@@ -233,7 +233,14 @@ def _run_tiny(a: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mwork` command."""
-    parser = argparse.ArgumentParser(prog="mwork", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mwork",
+        description=__doc__.splitlines()[0],
+        epilog="Your own study: mwork init STUDY --model M --languages en fr; mwork plan "
+        "--configfile STUDY/config.yaml -d STUDY; snakemake --configfile STUDY/config.yaml -d "
+        "STUDY --cores N. --configfile replaces the repository's config.yaml (no merge) and reads "
+        "every following word as a file: put target paths before it (docs/your-model.md).",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="cmd", required=True)
     for add in (_add_detect, cli_neurons.add_neurons, _add_corpus, _add_tiny):

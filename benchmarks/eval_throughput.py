@@ -108,9 +108,11 @@ def main() -> None:
     backend = open_backend(spec, EvaluationSettings(backend="vllm"), model, tokenizer)
     start_s = time.perf_counter() - t0
     torch.set_num_threads(args.threads)
-    hf_model = model if args.device == "cpu" else load_spec(spec, args.device)[0]
+    # the hf side on --device (cuda: a second copy; the engine's masks edit the CPU copy `model`)
+    hf_model, _, hf_adapter = (
+        (model, tokenizer, adapter) if args.device == "cpu" else load_spec(spec, args.device)
+    )
     hflm = HFLM(pretrained=hf_model, tokenizer=tokenizer, batch_size=args.batch)
-    hf_adapter = adapter if hf_model is model else load_spec(spec, args.device)[2]
     sel = selection_of(adapter, args.neurons, args.fraction)
     n_masked = int(sum(int(s.sum()) for s in sel.values()))
     gen, ll = requests(args.batch)

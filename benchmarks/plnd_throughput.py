@@ -14,9 +14,10 @@ Cases:
            Q/K RMSNorm) and one OLMo-2-shaped layer (hidden 1024, 16 heads, head 64: RMSNorm over
            the whole projection), one 256-token document each (mwork.plnd.qknorm scoring).
 
-Prints, per case, the best-of-N seconds of the plain forward, of PLND FFN+V and of PLND with all
-components (Q/K included; on CPU once with the C kernel of Eq. 8, mwork.plnd.kernel, and once with
-torch's form), and each ratio (plain seconds / PLND seconds = PLND tokens/s ÷ forward
+Prints, per case, the ISA of the C kernel (its vector width), the best-of-N seconds of the plain
+forward, of PLND FFN+V and of PLND with all components (Q/K included: once with the form
+`qk_kernel: auto` picks on this machine, mwork.plnd.backend, and once with the other one), and each
+ratio (plain seconds / PLND seconds = PLND tokens/s ÷ forward
 tokens/s; 1.00 means detection is as fast as the forward): "÷ plain" of the best times, "median ÷"
 of the median times of each set's own interleaved plain and PLND runs (steadier on a shared machine,
 where a slow spell can hit one set's best-of-N). Both sides run the backbone forward with
@@ -38,6 +39,7 @@ import transformers
 from mwork.adapters import get_adapter
 from mwork.detect import count_selected
 from mwork.plnd import PLNDProbe, default_qk_budget, qk_kernel_used, work_dtype
+from mwork.plnd.kernel_build import KernelUnavailable, load_kernel
 
 RULE = {
     "ffn": ("top_k", 20),
@@ -47,8 +49,12 @@ RULE = {
 }
 ALL = ("ffn", "attn_q", "attn_k", "attn_v")
 COMPONENT_SETS = (("FFN+V", ("ffn", "attn_v"), "auto"), ("all", ALL, "auto"))
-TORCH_QK = ("all, torch Q/K", ALL, "torch")
-"""On CPU also timed: Q/K through torch's form instead of the C kernel (detection.qk_kernel)."""
+OTHER_QK = {
+    "compiled": ("all, torch Q/K", ALL, "torch"),
+    "triton": ("all, torch Q/K", ALL, "torch"),
+    "torch": ("all, compiled Q/K", ALL, "compiled"),
+}
+"""Also timed: the Q/K form `auto` did not pick (detection.qk_kernel), so both are compared."""
 
 
 def instantiate(
@@ -143,6 +149,13 @@ def bench(
     budget = qk_budget if qk_budget is not None else default_qk_budget(device)
     dtype = work_dtype(next(model.parameters()).dtype)
     kernel = qk_kernel_used("auto", torch.device(device), dtype, adapter.head_dim)
+    isa = ""
+    if torch.device(device).type == "cpu":
+        try:
+            kern = load_kernel(dtype)
+            isa = f" ({kern.isa}, {kern.lanes} lanes)"
+        except KernelUnavailable as e:
+            isa = f" (no C kernel: {e})"
 
     @torch.inference_mode()
     def plain() -> None:
@@ -154,12 +167,15 @@ def bench(
         f"head_dim={adapter.head_dim}; "
         f"batch={batch} x seq={seq}; {device} {next(model.parameters()).dtype}; "
         f"threads={torch.get_num_threads()}; qk budget={budget / 2**20:.0f} MiB; "
-        f"Q/K kernel={kernel}; best of {repeats}"
+        f"Q/K auto={kernel}{isa}; best of {repeats}"
     )
     t_plain: list[float] = []
     rows = []
     plain()  # warm-up
-    sets = COMPONENT_SETS + ((TORCH_QK,) if kernel == "compiled" else ())
+    other = OTHER_QK[kernel]
+    if other[2] == "compiled" and torch.device(device).type != "cpu":
+        other = None  # no C kernel on a GPU
+    sets = COMPONENT_SETS + ((other,) if other else ())
     for label, comps, qk_kernel in sets:
         with PLNDProbe(adapter, comps, qk_budget_bytes=qk_budget, qk_kernel=qk_kernel) as probe:
 

@@ -10,14 +10,17 @@ already holds (one `isfinite` pass, one device sync per call) and raise `MworkEr
 - `check_scores`: a batch's PLND importance per component ([b, n_layers, n_units]) or a LAPE
   batch's activations, naming component, layer and batch;
 - `check_loss`: a fine-tuning step's loss, naming the step;
-- `check_tensors`: tensors read from a file (a delta), naming the file and tensor.
+- `check_tensors`: tensors read from a file (a delta), naming the file and tensor;
+- `watch_logits`: every forward pass's logits inside a block (an lm-eval run), one flag on the
+  device, read once at the end.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import torch
 
@@ -133,3 +136,37 @@ def check_tensors(tensors: Mapping[str, torch.Tensor], where: str, fix: str) -> 
     if found is not None:
         name, count, value = found
         raise MworkError(f"{where}: tensor {name} holds {count} non-finite value(s) ({value})", fix)
+
+
+@contextmanager
+def watch_logits(model: torch.nn.Module, what: str) -> Iterator[None]:
+    """Refuse, at the end of the block, a run in which any forward pass produced NaN/Inf logits.
+
+    A hook on the output embedding ORs `any(~isfinite(logits))` into one flag on the device (no
+    synchronisation per pass; the reduction costs about 1/d_model of the head's matmul). NaN
+    logits still give a 0/1 score per item, so an lm-eval run would report an accuracy.
+
+    Args:
+        model: a transformers causal LM.
+        what: the run in the message (e.g. the task names).
+    """
+    head = model.get_output_embeddings()
+    flags: list[torch.Tensor] = []
+
+    def hook(_module: torch.nn.Module, _args: object, out: torch.Tensor) -> None:
+        bad = (~torch.isfinite(out.detach())).any()
+        if flags:
+            flags[0] |= bad.to(flags[0].device)
+        else:
+            flags.append(bad.clone())
+
+    handle = head.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+    if flags and bool(flags[0]):
+        raise MworkError(
+            f"{what}: the model produced NaN/Inf logits, so its scores mean nothing",
+            "check the weights, or load the model in float32 (float16 overflows)",
+        )

@@ -25,6 +25,7 @@ from lm_eval.tasks import TaskManager
 
 from mwork.atomic import write_json
 from mwork.errors import MworkError
+from mwork.finite import watch_logits
 from mwork.lmeval_tasks import (
     BENCHMARKS,
     PARQUET_EXPORT,
@@ -179,8 +180,13 @@ def evaluate_tasks(
         manager = TaskManager(include_path=run_dir, include_defaults=False)
         gen_kwargs = {"max_gen_toks": max_gen_toks} if max_gen_toks else None
         guard = intervention() if intervention is not None else contextlib.nullcontext()
+        logits = (  # NaN logits still score 0/1 per item (mwork.finite)
+            watch_logits(model, ", ".join(specs))
+            if isinstance(model, torch.nn.Module)
+            else contextlib.nullcontext()
+        )
         try:
-            with guard:
+            with guard, logits:
                 res = simple_evaluate(
                     model=lm,
                     tasks=list(specs),

@@ -47,7 +47,14 @@ def perplexity(
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # [b, l-1, vocab]
         target, valid = ids[:, 1:], mask[:, 1:].bool()
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-        total_nll += float(nll[valid].sum())
+        batch_nll = float(nll[valid].sum())
+        if not math.isfinite(batch_nll):  # NaN/Inf logits (a float16 overflow): no perplexity
+            raise MworkError(
+                f"perplexity: the model's loss is {batch_nll} on texts {start}..{start + len(ids) - 1}"
+                " (NaN/Inf logits)",
+                "check the weights, or load the model in float32 (float16 overflows)",
+            )
+        total_nll += batch_nll
         total_tokens += int(valid.sum())
     return math.exp(total_nll / max(1, total_tokens))
 

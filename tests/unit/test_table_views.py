@@ -55,7 +55,7 @@ def test_markdown_uses_paper_names_legend_scale_and_bound_mark(tmp_path: Path) -
     assert "| -25.0 [" in row  # Δn-Eng with its CI in the cell
     assert tables["summary"].loc[0, "baseline_at_bound"] == "en=100"
     per = (tmp_path / "t" / "tables14_17_per_language.md").read_text(encoding="utf-8")
-    assert "Cell = `En-D/L-D (ΔEn/ΔL) n=N`" in per and "100.0/25.0 (+0.0/-25.0) n=12 ‡" in per
+    assert "Cell = `En-D/L-D (ΔEn/ΔL) n=N fid=F`" in per and "100.0/25.0 (+0.0/-25.0) n=12 ‡" in per
     sweep = (tmp_path / "t" / "tables12_13_sweep.md").read_text(encoding="utf-8")
     assert sweep == "_No rows: the N1/N2 sweep is off (evaluation.sweep.enabled)._\n"
     fig = fig_deactivation(tables["summary"])

@@ -36,8 +36,9 @@ def per_language_wide(per_language: pd.DataFrame, decimals: int = 1) -> pd.DataF
 
     Returns:
         One row per (model, task, metric, condition) in input order, one string column per
-        target language (paper order), cells `En-D/L-D (ΔEn/ΔL) n=<neurons masked>`; '' where a
-        language is absent.
+        target language (paper order), cells `En-D/L-D (ΔEn/ΔL) n=<neurons masked>` (+
+        ` fid=<% of L answers in L>` for generation tasks, + ` ‡` for a baseline at 0 or 100);
+        '' where a language is absent.
     """
     if per_language.empty:
         return pd.DataFrame(columns=["model", "task", "metric", "condition"])
@@ -49,6 +50,11 @@ def per_language_wide(per_language: pd.DataFrame, decimals: int = 1) -> pd.DataF
             f"{_plain(r.en_d, decimals)}/{_plain(r.l_d, decimals)} "
             f"({_signed(r.delta_en, decimals)}/{_signed(r.delta_l, decimals)})"
             + ("" if pd.isna(n) or n < 0 else f" n={n:.0f}")
+            + (
+                f" fid={r.fid_l_d:.{decimals}f}"
+                if not pd.isna(getattr(r, "fid_l_d", np.nan))
+                else ""
+            )
             + (" ‡" if str(getattr(r, "baseline_at_bound", "") or "").strip() else "")
             for r, n in zip(per_language.itertuples(index=False), masked, strict=True)
         ]

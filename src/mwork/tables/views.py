@@ -31,8 +31,9 @@ LEGENDS = {
         "neurons, . = untouched. n masked = neurons deactivated per run (mean over languages)."
     ),
     "per_language": (
-        "Tables 14-17. Cell = `En-D/L-D (ΔEn/ΔL) n=N`: English and L scores with L's neurons "
-        "deactivated, their changes from the unmasked model, and the neurons deactivated."
+        "Tables 14-17. Cell = `En-D/L-D (ΔEn/ΔL) n=N fid=F`: English and L scores with L's "
+        "neurons deactivated, their changes from the unmasked model, the neurons deactivated, and "
+        "(generation tasks) the % of L answers in L."
     ),
     "sweep": (
         "Tables 12-13: the N1 (understanding layers, with D_U) and N2 (generation layers, with D_G) "

@@ -6,6 +6,7 @@ block by block: key spans, empty rows, zero probabilities inside a span, W far b
 kernel's second formula), float32 accuracy, thread counts, and its build: cache, failures, modes.
 """
 
+import ctypes
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from mwork.adapters import AttnGeometry, attention_allowed
 from mwork.detect import detect_to_file
 from mwork.errors import MworkError
 from mwork.plnd import backend, kernel_build, qk_importance
+from mwork.plnd import kernel as qkkernel
 from mwork.plnd.backend import check_kernel_mode, kernel_for
 from mwork.plnd.kernel import sq_change_rows
 from mwork.plnd.softmax_change import sq_change_fast
@@ -343,3 +345,47 @@ def test_an_unwritable_cache_falls_back_under_auto(fresh_kernel, monkeypatch, tm
     assert not kernel_for("auto", CPU, torch.float32)
     with pytest.raises(MworkError, match="MWORK_KERNEL_CACHE"):
         check_kernel_mode("compiled")
+
+
+def _build(tmp_path, name: str, *flags: str):
+    """csrc/sq_change.c compiled with extra flags (outside the cache), loaded with ctypes."""
+    from importlib import resources
+
+    src = resources.files("mwork.plnd").joinpath("csrc/sq_change.c")
+    lib = tmp_path / f"{name}.so"
+    cmd = [*kernel_build._compiler(), *kernel_build._FLAGS, *flags, str(src), "-o", str(lib)]
+    res = kernel_build._run([*cmd, "-lm"])
+    assert res.returncode == 0, res.stderr
+    dll = ctypes.CDLL(str(lib))
+    dll.mw_isa.restype = ctypes.c_char_p
+    dll.mw_sq_change.argtypes = kernel_build._ARGTYPES
+    return dll
+
+
+def test_the_avx512_build_takes_16_float_lanes(tmp_path):
+    """Built for an AVX-512 CPU (not run here: no AVX-512 on the reference machine; the width
+    functions use no vector instructions)."""
+    for name, flags, lanes in (("f32", (), 16), ("f64", ("-DMW_DOUBLE",), 8)):
+        dll = _build(tmp_path, name, "-march=skylake-avx512", *flags)
+        assert (dll.mw_isa(), dll.mw_lanes()) == (b"avx512f", lanes)
+
+
+@pytest.mark.parametrize("lanes", [4, 16])
+def test_every_vector_width_is_exact(tmp_path, monkeypatch, lanes):
+    """The kernel at 16 lanes (AVX-512's width, here in pairs of AVX2 registers) and at 4 (SSE2,
+    NEON) against the torch form, float64 and float32, through sq_change_rows' padding."""
+    flags = ("-march=native", f"-DMW_VB={lanes}")
+    for dtype, extra in ((torch.float64, ("-DMW_DOUBLE",)), (torch.float32, ())):
+        dll = _build(tmp_path, f"vb{lanes}{dtype}", *flags, *extra)
+        assert dll.mw_lanes() == lanes and dll.mw_isa() == b"fixed"
+        kern = kernel_build.Kernel(dll.mw_sq_change, lanes, "fixed", tmp_path)
+        dll.mw_sq_change.restype = ctypes.c_int
+        monkeypatch.setattr(qkkernel, "load_kernel", lambda dt, kern=kern: kern)
+        block = _block(8, dtype=dtype, hb=2, tb=6)
+        got, ref = sq_change_rows(*block), _torch_form(*block)
+        tol = (
+            {"rtol": 1e-11, "atol": 1e-300}
+            if dtype == torch.float64
+            else {"rtol": 2e-5, "atol": 1e-7}
+        )
+        torch.testing.assert_close(got, ref, **tol)

@@ -183,6 +183,8 @@ def evaluate_job(
     if masked:
         for l in langs:
             _check_neurons(sources[l], run, l)
+    if settings.backend not in ("hf", "vllm"):
+        raise MworkError(f"unknown evaluation backend {settings.backend!r}", "use hf or vllm")
     vllm = settings.backend == "vllm"
     if vllm:  # vLLM runs the model; the HF copy on the CPU is what masks and deltas edit
         from mwork.vllm_backend import open_backend, require_vllm

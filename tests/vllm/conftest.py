@@ -21,4 +21,4 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 
-import vllm  # noqa: E402,F401  (fails the session here when vLLM is missing or broken)
+from vllm import LLM  # noqa: E402,F401  (fails the session here when vLLM is missing or broken)

@@ -31,7 +31,7 @@ WORKER_EXTENSION = "mwork.vllm_backend.worker.WeightSwap"
 def require_vllm() -> None:
     """Fail early (before any model load) when vLLM is not importable in this environment."""
     try:
-        import vllm  # noqa: F401
+        from vllm import LLM  # noqa: F401  (not `import vllm`: tests/vllm is a namespace package)
     except Exception as err:  # ImportError, or a broken install (wrong torchvision, ...)
         raise MworkError(
             f"evaluation.backend is vllm but vLLM cannot be imported here ({type(err).__name__}: "

@@ -81,8 +81,11 @@ def check_config(plan: Plan) -> None:
         bad = [l for l in plan.finetune_langs() if l not in plan.all_langs or l == ENGLISH]
         if bad:
             raise ConfigError(
-                f"finetune languages {bad} have no neurons (or are English)",
-                "add them to languages.detect or languages.enhance",
+                f"finetune.high_resource / finetune.low_resource list {', '.join(bad)}, which "
+                "have no neurons (or are English)",
+                "add them to languages.detect or languages.enhance, or set both keys to detected "
+                f"languages (the defaults are the paper's; e.g. high_resource: "
+                f"[{', '.join(l for l in plan.detect_langs if l != ENGLISH)}], low_resource: [])",
             )
 
 
@@ -184,6 +187,14 @@ def _check_task_data(plan: Plan) -> None:
     """
     from mwork.lmeval_tasks.benchmarks import BENCHMARKS
 
+    heldout = plan.config.get("perplexity", {}).get("heldout")
+    if heldout and "demo" not in plan.config:
+        for lang in plan.all_langs:
+            if not Path(heldout.format(lang=lang)).is_file():
+                raise ConfigError(
+                    f"perplexity.heldout: no file {heldout.format(lang=lang)} for language {lang}",
+                    "add held-out text for every detected language, or drop the perplexity section",
+                )
     if plan.eval is None:
         return
     local = plan.eval["local"]

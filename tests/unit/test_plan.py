@@ -174,7 +174,7 @@ def test_finetune_runs_add_ls_at_the_baseline_n(demo: dict[str, Any]) -> None:
         ({"evaluation__sweep__n1": [6]}, "evaluation.sweep.n1: D_U-n1_6 needs"),
         ({"evaluation__tasks__xquad__langs": ["en", "ja"]}, "masks language 'ja'"),
         ({"finetune__models": ["other"]}, "finetune.models lists 'other'"),
-        ({"finetune__low_resource": ["en"]}, "finetune languages ['en']"),
+        ({"finetune__low_resource": ["en"]}, "finetune.low_resource list en, which have no"),
         ({"languages__detect": ["en", "de", "fr", "zh", "es", "ru", "ja"]}, "no corpus source"),
         ({"detection__qk_scoring": "first-order", "detection__importance": "released-code"}, "qk"),
     ],

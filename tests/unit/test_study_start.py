@@ -240,3 +240,19 @@ def test_init_needs_the_depth_of_a_hub_model(tmp_path, capsys) -> None:
         "dataset": "HuggingFaceFW/fineweb-2",
         "config": "deu_Latn",
     }
+
+
+def test_finetune_with_the_papers_languages_names_the_keys(study: dict[str, Any]) -> None:
+    study["finetune"] = {"models": ["m"]}  # default languages: de fr zh es ru / vi th ar sw
+    msg = error_of(study)
+    assert msg.startswith("finetune.high_resource / finetune.low_resource list de, zh, es, ru")
+    assert "high_resource: [fr], low_resource: []" in msg
+
+
+def test_heldout_text_missing_for_a_language_names_the_key(study, tmp_path) -> None:
+    (tmp_path / "heldout_en.jsonl").write_text('{"text": "x"}\n')
+    study["perplexity"] = {"heldout": str(tmp_path / "heldout_{lang}.jsonl")}
+    msg = error_of(study)
+    assert msg.startswith(
+        f"perplexity.heldout: no file {tmp_path}/heldout_fr.jsonl for language fr"
+    )

@@ -37,6 +37,11 @@ include: "rules/lens.smk"
 include: "rules/figures.smk"
 
 
+onsuccess:  # again at the end: pools downloaded during the run are counted now (mwork.preflight)
+    for line in preflight_warnings(PLAN):
+        print(f"warning: {line}", file=sys.stderr)
+
+
 onerror:  # the terminal shows the end of each failed job's rule log (mwork.runlog)
     print(failed_log_tails(RUN_STARTED), file=sys.stderr)
 

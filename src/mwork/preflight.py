@@ -125,11 +125,16 @@ def preflight(plan: Plan) -> tuple[list[str], list[str]]:
     """(summary lines, warnings) of a checked plan, as `mwork plan` prints them."""
     lines = []
     for model, spec in plan.config["models"].items():
-        n, n1, n2 = spec["n_layers"], spec["n1"], spec["n2"]
+        n, n1, n2 = spec["n_layers"], spec.get("n1"), spec.get("n2")
         where = spec.get("path") or spec.get("hf_id")
+        split = (
+            "no layer split"
+            if n1 is None or n2 is None
+            else (f"U = first {n1}, G = last {n2}, S = {n - n1 - n2} in between")
+        )
+        roles = ", ".join(plan.roles.roles(model)) or "none"  # mwork.roles
         lines.append(
-            f"model {model}: {where}, {n} layers (U = first {n1}, G = last {n2}, S = {n - n1 - n2}"
-            f" in between), dtype {spec['dtype']}"
+            f"model {model}: {where}, {n} layers ({split}), dtype {spec['dtype']}; {roles}"
         )
     enhance = [l for l in plan.all_langs if l not in plan.detect_langs]
     lines.append(f"languages: {' '.join(plan.detect_langs)}; enhance: {' '.join(enhance) or '-'}")

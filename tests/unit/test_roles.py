@@ -108,3 +108,15 @@ def test_shipped_config_is_the_papers_study() -> None:
     assert roles.lens_only("vicuna-13b") and roles.lens_only("chinese-llama-7b")
     assert roles.overlap_models("fig6_overlap") == ["bloomz-7b1"]
     assert "bloomz-7b1" not in roles.deactivation_models()
+
+
+def test_preflight_summary_names_roles_and_models_without_layer_split() -> None:
+    """`mwork plan` / the workflow's start-up: a lens-only model has no n1/n2 (no KeyError)."""
+    from mwork.preflight import preflight
+
+    cfg = _config()
+    cfg["evaluation"]["models"] = ["a", "b"]
+    lines, _ = preflight(Plan(cfg))
+    assert any(l.startswith("model lensonly: x/c, 4 layers (no layer split)") for l in lines)
+    assert any(l.endswith("; lens") and l.startswith("model lensonly") for l in lines)
+    assert any("U = first 1, G = last 1" in l and l.startswith("model a") for l in lines)

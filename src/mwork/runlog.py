@@ -68,6 +68,7 @@ class ProgressLines:
     def __init__(self, stream, interval: float = 30.0) -> None:
         self._stream, self._interval, self._last = stream, interval, -math.inf
         self._in_bar = False  # a bar's closing newline is already written
+        self._done_bar: str | None = None  # the bar whose 100% line was written last
 
     def write(self, text: str) -> int:
         if "\r" not in text:
@@ -79,10 +80,19 @@ class ProgressLines:
         self._in_bar = True
         for part in text.split("\r"):
             line = part.strip("\n")
+            if not line.strip():
+                continue
             now = time.monotonic()
-            if line.strip() and ("100%" in line or now - self._last >= self._interval):
+            done = "100%" in line
+            if done and self._done_bar == line.split("|")[0]:
+                continue  # tqdm's close repeats the final update
+            starts = self._done_bar is not None and not done  # a new bar after a finished one
+            if not done:
+                self._done_bar = None
+            if done or starts or now - self._last >= self._interval:
                 self._stream.write(line + "\n")
                 self._last = now
+                self._done_bar = line.split("|")[0] if done else None
         return len(text)
 
     def isatty(self) -> bool:

@@ -56,3 +56,20 @@ def test_failed_log_tails_shows_only_this_runs_failed_logs(tmp_path) -> None:
     assert "ValueError: boom" in text
     assert str(ok) not in text and "earlier run" not in text
     assert failed_log_tails(time.time(), root=str(tmp_path / "none")) == ""
+
+
+def test_two_bars_in_a_row_each_show_start_and_end_once() -> None:
+    log = io.StringIO()
+    out = ProgressLines(log, interval=3600)
+    for n in (2, 3):
+        out.write(f"\rPLND:   0%| | 0/{n} [00:00<?]")
+        out.write(f"\rPLND:  50%| | 1/{n} [00:01<00:01]")
+        out.write(f"\rPLND: 100%|#| {n}/{n} [00:02<00:00, 1.0it/s]")
+        out.write(f"\rPLND: 100%|#| {n}/{n} [00:02<00:00, 0.9it/s]")  # tqdm's close repeats it
+        out.write("\n")
+    assert log.getvalue().splitlines() == [
+        "PLND:   0%| | 0/2 [00:00<?]",
+        "PLND: 100%|#| 2/2 [00:02<00:00, 1.0it/s]",
+        "PLND:   0%| | 0/3 [00:00<?]",
+        "PLND: 100%|#| 3/3 [00:02<00:00, 1.0it/s]",
+    ]

@@ -11,6 +11,7 @@ to a job-local directory (`VLLM_CACHE_ROOT`, `TORCHINDUCTOR_CACHE_DIR`) unless a
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import tempfile
@@ -28,8 +29,23 @@ log = logging.getLogger(__name__)
 WORKER_EXTENSION = "mwork.vllm_backend.worker.WeightSwap"
 
 
+def _process_environment() -> dict[str, str]:
+    """The settings vLLM and torch read at import: in-process engine; on CPU no dynamo compile."""
+    env = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    if not torch.cuda.is_available():
+        env["TORCHDYNAMO_DISABLE"] = "1"
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    return env
+
+
 def require_vllm() -> None:
-    """Fail early (before any model load) when vLLM is not importable in this environment."""
+    """Fail early (before any model load) when vLLM is not importable in this environment.
+
+    Sets the import-time environment first (`_process_environment`), so call it before anything
+    imports vLLM.
+    """
+    _process_environment()
     try:
         from vllm import LLM  # noqa: F401  (not `import vllm`: tests/vllm is a namespace package)
     except Exception as err:  # ImportError, or a broken install (wrong torchvision, ...)
@@ -42,17 +58,18 @@ def require_vllm() -> None:
 
 
 def engine_environment(settings: VllmSettings, cache_dir: str) -> dict[str, str]:
-    """Environment variables the engine needs, set before vLLM reads them (existing ones kept)."""
-    env = {
-        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    """Environment variables the engine needs (existing ones kept): the import-time ones, the CPU
+    KV cache size and job-local cache directories (read when an engine starts)."""
+    env = _process_environment() | {
         "VLLM_CACHE_ROOT": os.path.join(cache_dir, "vllm"),
         "TORCHINDUCTOR_CACHE_DIR": os.path.join(cache_dir, "inductor"),
     }
     if not torch.cuda.is_available():
         env["VLLM_CPU_KVCACHE_SPACE"] = f"{settings.cpu_kvcache_gib:g}"
-        env["TORCHDYNAMO_DISABLE"] = "1"
     for key, value in env.items():
         os.environ.setdefault(key, value)
+    if os.environ.get("TORCHDYNAMO_DISABLE") == "1":  # in case torch._dynamo read it already
+        importlib.import_module("torch._dynamo").config.disable = True
     return {k: os.environ[k] for k in env}
 
 
@@ -67,9 +84,9 @@ class VllmEngine:
     """
 
     def __init__(self, spec: ModelSpec, settings: VllmSettings, max_model_len: int) -> None:
-        require_vllm()
         self._tmp = tempfile.TemporaryDirectory(prefix="mwork_vllm_")
         env = engine_environment(settings, self._tmp.name)
+        require_vllm()
         from vllm import LLM
 
         start = time.perf_counter()

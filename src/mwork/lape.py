@@ -240,7 +240,20 @@ def lape_select(probs: torch.Tensor, settings: LapeSettings) -> torch.Tensor:
     entropy = lape_entropy(probs).flatten()  # [n_layers * d_ffn]
     filter_value = _quantile_value(flat, settings.filter_rate)
     candidate = (probs > filter_value).any(dim=-1).flatten()
-    quota = min(round(entropy.numel() * settings.top_rate), int(candidate.sum()))
+    keep = round(entropy.numel() * settings.top_rate)
+    if keep == 0 or not bool(candidate.any()):  # every language's set would be empty, silently
+        why = (
+            f"top_rate {settings.top_rate:g} keeps round({entropy.numel()} x "
+            f"{settings.top_rate:g}) = 0 of the model's FFN neurons"
+            if keep == 0
+            else f"no activation probability exceeds the filter_rate {settings.filter_rate:g} "
+            "quantile (the recordings are constant)"
+        )
+        raise MworkError(
+            f"LAPE selection: {why}; every language's set would be empty",
+            "raise detection.lape.top_rate / lower filter_rate, or check the recordings",
+        )
+    quota = min(keep, int(candidate.sum()))
     cand_idx = torch.nonzero(candidate).flatten()  # ascending flat index
     order = torch.sort(entropy[cand_idx], stable=True).indices  # ties: lower flat index first
     chosen = cand_idx[order[:quota]]
@@ -249,6 +262,13 @@ def lape_select(probs: torch.Tensor, settings: LapeSettings) -> torch.Tensor:
     for lang in range(n_langs):
         member = probs.reshape(-1, n_langs)[chosen, lang] > bar
         out[lang, chosen[member]] = True
+    if not bool(out.any()):
+        raise MworkError(
+            f"LAPE selection: none of the {len(chosen)} chosen neurons exceeds the "
+            f"activation_bar_ratio {settings.activation_bar_ratio:g} quantile in any language; "
+            "every language's set would be empty",
+            "lower detection.lape.activation_bar_ratio or raise top_rate",
+        )
     return out.reshape(n_langs, n_layers, d_ffn)
 
 

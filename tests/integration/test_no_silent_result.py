@@ -461,3 +461,20 @@ def test_merge_in_bfloat16_warns_with_the_kept_count(files, caplog, tmp_path):
             == 0
         )
     assert not [r for r in caplog.records if "keeps" in r.getMessage()]
+
+
+def test_lape_selection_that_would_be_empty_everywhere_is_refused():
+    """A top_rate that keeps round(N x rate) = 0 neurons, or recordings with no probability
+    above the filter quantile, would give every language an empty set with exit 0."""
+    from mwork.lape import lape_select
+    from mwork.settings import LapeSettings
+
+    probs = torch.rand(2, 8, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with pytest.raises(MworkError, match=r"keeps round\(16 x 0.01\) = 0 of the model's FFN"):
+        lape_select(probs, LapeSettings(top_rate=0.01))
+    with pytest.raises(MworkError, match="no activation probability exceeds the filter_rate"):
+        lape_select(torch.full((2, 8, 3), 0.5, dtype=torch.float64), LapeSettings(top_rate=0.25))
+    with pytest.raises(MworkError, match="exceeds the activation_bar_ratio 0.95 quantile in any"):
+        lape_select(probs, LapeSettings(top_rate=0.25, filter_rate=0.5))
+    control = LapeSettings(top_rate=0.25, filter_rate=0.5, activation_bar_ratio=0.5)
+    assert lape_select(probs, control).any()

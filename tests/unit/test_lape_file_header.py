@@ -19,9 +19,11 @@ def _lape_file(path):
         "n_docs": "3",
         "detector": "lape",
         "n_tokens": "40",
+        "max_tokens": "20",
     }
     act = torch.tensor([[0, 5, 9, 1], [2, 0, 40, 3]])
-    save_neuron_set(NeuronSet({"ffn": sel}, {"ffn": sel.to(torch.int32)}, meta, {"ffn": act}), path)
+    docs = (act > 0).to(torch.int32)  # a unit fired in a document iff it fired on a token
+    save_neuron_set(NeuronSet({"ffn": sel}, {"ffn": docs}, meta, {"ffn": act}), path)
     return act
 
 

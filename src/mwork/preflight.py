@@ -144,8 +144,13 @@ def preflight(plan: Plan) -> tuple[list[str], list[str]]:
         lines += more
         warnings += warn
     n_eval = sum(len(plan.eval_jobs(m)) for m in plan.models)
+    full = plan.roles.full_models()  # every study language; figure-only models: detect langs
+    n_detect = sum(
+        len(plan.all_langs if m in full else plan.detect_langs)
+        for m in plan.roles.detection_models()
+    )
     lines.append(
-        f"jobs: {len(plan.models) * len(plan.all_langs) * plan.detection['shards']} detection, "
+        f"jobs: {n_detect * plan.detection['shards']} detection, "
         f"{n_eval} evaluation, {len(plan.finetune_targets())} fine-tuning; "
         f"{len(plan.figure_targets())} figures"
     )

@@ -120,3 +120,5 @@ def test_preflight_summary_names_roles_and_models_without_layer_split() -> None:
     assert any(l.startswith("model lensonly: x/c, 4 layers (no layer split)") for l in lines)
     assert any(l.endswith("; lens") and l.startswith("model lensonly") for l in lines)
     assert any("U = first 1, G = last 1" in l and l.startswith("model a") for l in lines)
+    # detection jobs: a and b (study models) in en zh sw, fig (overlap only) in en zh
+    assert any(l.startswith("jobs: 8 detection") for l in lines), lines

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from mwork.configcheck import ConfigError
+from mwork.configcheck_values import check_config_files
 from mwork.settings import SCHEMA_FILE
 from mwork.suggest import condition_hint, did_you_mean
 
@@ -86,5 +87,6 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid YAML ({exc})", "fix the file") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path} holds no mapping of config sections", "see docs/your-model.md")
+    check_config_files([path])  # a repeated key: YAML keeps the last one silently
     validate_config(config)
     return config

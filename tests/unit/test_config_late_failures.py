@@ -205,3 +205,16 @@ def test_profiles_never_retry_a_failed_job():
         prof = yaml.safe_load(path.read_text())
         assert int(prof.get("retries", 0)) == 0, path
         assert int(prof.get("restart-times", 0)) == 0, path
+
+
+def test_mwork_plan_refuses_a_repeated_key(tmp_path, capsys):
+    """`mwork plan --configfile` reads the file itself: the repeat is refused there too."""
+    from mwork.cli import main
+
+    cfg = tmp_path / "study.yaml"
+    text = (ROOT / "demo" / "config.yaml").read_text() + "\ndetection:\n  n_docs: 1000\n"
+    cfg.write_text(text)
+    assert main(["plan", "--configfile", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "key 'detection' appears twice" in err[0], err
+    assert cfg.read_text() == text

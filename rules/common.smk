@@ -111,3 +111,11 @@ def get_model_gpus(wildcards):
     """GPUs a job of the model asks for (`resources: gpu`): models.<alias>.devices, 1 by default
     (mwork.devices.gpu_count). profiles/default replaces it by 0/1 for the local cap."""
     return gpu_count(config["models"][wildcards.model].get("devices", 1))
+
+
+def get_eval_gpus(wildcards):
+    """GPUs of an evaluation job: the model's, or evaluation.vllm.tensor_parallel_size with the
+    vLLM backend when that is more (one engine spans that many GPUs)."""
+    ev = config.get("evaluation") or {}
+    tp = (ev.get("vllm") or {}).get("tensor_parallel_size", 1) if ev.get("backend") == "vllm" else 1
+    return max(get_model_gpus(wildcards), tp)

@@ -21,7 +21,7 @@ rule evaluate_baseline:
     conda:
         "../envs/mwork.yaml"
     resources:
-        gpu=get_model_gpus,
+        gpu=get_eval_gpus,
         mem_mb=32000,
         runtime=480,
     params:
@@ -48,7 +48,7 @@ rule evaluate_condition:
     conda:
         "../envs/mwork.yaml"
     resources:
-        gpu=get_model_gpus,
+        gpu=get_eval_gpus,
         mem_mb=32000,
         runtime=960,
     params:
@@ -76,7 +76,7 @@ rule evaluate_finetuned:
     conda:
         "../envs/mwork.yaml"
     resources:
-        gpu=get_model_gpus,
+        gpu=get_eval_gpus,
         mem_mb=32000,
         runtime=480,
     params:

@@ -207,7 +207,8 @@ def test_every_gpu_rule_goes_to_a_gpu_partition_on_slurm():
         partitions.add(res["slurm_partition"])
         # the GPU count is the rule's (per model: models.<alias>.devices), never a fixed 1 here
         assert "gpu" not in res and "gres" not in res, f"{rule}: gpu comes from the rule"
-        assert "gpu=get_model_gpus" in rule_blocks()[rule][1].replace(" ", ""), rule
+        body = rule_blocks()[rule][1].replace(" ", "")
+        assert "gpu=get_model_gpus" in body or "gpu=get_eval_gpus" in body, rule
         for key in ("mem_mb", "runtime", "cpus_per_task"):
             assert int(res[key]) > 0, f"{rule}: {key}"
     assert len(partitions) == 1, "one place to edit: every GPU rule uses the same GPU partition"

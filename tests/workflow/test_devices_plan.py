@@ -65,3 +65,17 @@ def test_the_local_profile_keeps_one_gpu_job_at_a_time(tmp_path):
     want = {int(shutil.which("nvidia-smi") is not None)}
     for rule in GPU_RULES:
         assert got[(rule, "llama-70b")] == want == got[(rule, "mistral-7b")], rule
+
+
+def test_vllm_evaluation_jobs_ask_for_the_engines_gpus(tmp_path):
+    """evaluation.backend vllm: an evaluation job asks for tensor_parallel_size GPUs when that is
+    more than the model's, other GPU jobs for the model's."""
+    path = study_with_big_models(tmp_path)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["evaluation"]["backend"] = "vllm"
+    cfg["evaluation"]["vllm"] = {"tensor_parallel_size": 2}
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    got = planned_gpus(tmp_path, "--workflow-profile", str(ROOT / "profiles" / "slurm"))
+    for rule in ("evaluate_baseline", "evaluate_condition"):
+        assert got[(rule, "mistral-7b")] == {2} and got[(rule, "llama-70b")] == {4}, rule
+    assert got[("detect_neurons", "mistral-7b")] == {1}

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from mwork.errors import MworkError
@@ -153,6 +155,8 @@ def merge_neuron_sets(parts: list[NeuronSet]) -> NeuronSet:
     n_docs = sum(p.n_docs for p in parts)
     meta = {k: v for k, v in first.meta.items() if k not in ("shard", "format")}
     meta["n_docs"] = str(n_docs)
+    if "reproduce" in meta:  # the merged file is what one unsharded run writes
+        meta["reproduce"] = re.sub(r" --shard \d+/\d+", "", meta["reproduce"])
     selected = select_by_fraction(counts, n_docs, float(meta.get("min_fraction", "1.0")))
     return NeuronSet(selected=selected, doc_counts=counts, meta=meta)
 

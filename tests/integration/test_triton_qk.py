@@ -151,3 +151,20 @@ def test_triton_mode_needs_cuda_outside_the_interpreter(tq, monkeypatch):
     monkeypatch.setattr(backend, "triton_available", lambda: False)
     with pytest.raises(MworkError, match="Triton cannot be imported"):
         backend.check_kernel_mode("triton")
+
+
+def test_triton_calibration_is_recorded_in_the_private_cache_only(tq, tmp_path, monkeypatch):
+    """auto on CUDA times Triton against torch once and records it; an open cache: not recorded."""
+    monkeypatch.setenv("MWORK_KERNEL_CACHE", str(tmp_path / "kernels"))
+    monkeypatch.setattr(backend, "calibrate", lambda *a: (0.1, 0.2))
+    cpu = torch.device("cpu")
+    backend.faster.cache_clear()
+    assert backend.faster("triton", cpu, torch.float64, 16)
+    [record] = (tmp_path / "kernels").glob("triton_qk_*.calibration.json")
+    assert "float64/16" in record.read_text()
+    (tmp_path / "kernels").chmod(0o777)
+    backend.faster.cache_clear()
+    monkeypatch.setattr(backend, "calibrate", lambda *a: (0.3, 0.2))
+    assert not backend.faster("triton", cpu, torch.float64, 32)  # measured, not recorded
+    assert "float64/32" not in record.read_text()
+    backend.faster.cache_clear()

@@ -143,7 +143,11 @@ def _warn_once(reason: str) -> None:
 def faster(backend: str, device: torch.device, dtype: torch.dtype, head_dim: int) -> bool:
     """Whether `backend`'s fused kernel beat torch's form on this machine for such a layer:
     read from the calibration file beside the kernel, or measured now and recorded there."""
-    path = calibration_path(backend, device, dtype)
+    try:
+        path = calibration_path(backend, device, dtype)
+    except (KernelUnavailable, OSError) as e:  # no private cache: measured, not recorded
+        log.warning("Q/K kernel calibration cannot be recorded: %s", e)
+        path = None
     entry = f"{str(dtype).removeprefix('torch.')}/{head_dim}"
     record = _read_calibration(path)
     if entry not in record:
@@ -151,7 +155,8 @@ def faster(backend: str, device: torch.device, dtype: torch.dtype, head_dim: int
         record = _read_calibration(path)  # another job may have written meanwhile
         record[entry] = {"fused_s": fused, "torch_s": plain}
         try:
-            write_json(path, record)
+            if path is not None:
+                write_json(path, record)
         except OSError as e:
             log.warning("Q/K kernel calibration not recorded in %s: %s", path, e)
         log.info(
@@ -190,8 +195,10 @@ def calibration_path(backend: str, device: torch.device, dtype: torch.dtype) -> 
     return private_cache_dir() / f"triton_qk_{key.hexdigest()[:16]}.calibration.json"
 
 
-def _read_calibration(path: Path) -> dict:
+def _read_calibration(path: Path | None) -> dict:
     """The recorded timings, {} when missing or malformed (then measured again)."""
+    if path is None:
+        return {}
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -126,7 +126,9 @@ def _dlopen(path: Path, data: bytes) -> ctypes.CDLL:
         # kept open for the life of the process: the loader knows a library by its path, and a
         # closed descriptor's number (so its /proc path) would be reused by the next library
         fd = os.memfd_create(path.name, os.MFD_CLOEXEC)
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
         return ctypes.CDLL(f"/proc/self/fd/{fd}")
     return ctypes.CDLL(str(path))
 

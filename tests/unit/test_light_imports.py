@@ -34,6 +34,7 @@ MODULES = (
     "mwork.neuronfiles",
     "mwork.neuronstats",
     "mwork.plan",
+    "mwork.roles",
     "mwork.runlabel",
     "mwork.scores",
     "mwork.settings",

@@ -86,6 +86,12 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.05)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument(
+        "--min-tokens",
+        type=int,
+        default=0,
+        help="force this many new tokens (EOS masked before; min_new_tokens): decode-bound runs",
+    )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
@@ -117,7 +123,11 @@ def main() -> None:
     n_masked = int(sum(int(s.sum()) for s in sel.values()))
     gen, ll = requests(args.batch)
     for r in gen:
-        r.arguments = (r.arguments[0], {"max_gen_toks": args.new_tokens, "until": []})
+        kw = {"max_gen_toks": args.new_tokens, "until": []}
+        r.arguments = (
+            r.arguments[0],
+            kw | ({"min_new_tokens": args.min_tokens} if args.min_tokens else {}),
+        )
 
     def count(outs: list[str]) -> int:
         return sum(len(tokenizer.encode(o, add_special_tokens=False)) for o in outs)

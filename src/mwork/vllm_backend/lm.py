@@ -126,6 +126,7 @@ class VllmLM(TemplateLM):
                     "the vllm backend scores greedy generation only, a task asks for sampling",
                     "set do_sample: false in the task's generation_kwargs",
                 )
+            min_tokens = int(kwargs.pop("min_new_tokens", 0))  # HF generate's: EOS masked before
             if kwargs:  # HFLM would pass these to generate(); silently dropping them breaks parity
                 raise MworkError(
                     f"the vllm backend does not support generation kwargs {sorted(kwargs)}",
@@ -139,7 +140,14 @@ class VllmLM(TemplateLM):
                 )
             prompts.append(self._context_ids(context, max_ctx_len))
             params.append(
-                SamplingParams(max_tokens=max_gen_toks, temperature=0.0, stop=until, seed=0, n=1)
+                SamplingParams(
+                    max_tokens=max_gen_toks,
+                    min_tokens=min_tokens,
+                    temperature=0.0,
+                    stop=until,
+                    seed=0,
+                    n=1,
+                )
             )
             stops.append(until)
         token_lists = self.engine.generate(prompts, params)

@@ -241,13 +241,12 @@ def lape_select(probs: torch.Tensor, settings: LapeSettings) -> torch.Tensor:
     filter_value = _quantile_value(flat, settings.filter_rate)
     candidate = (probs > filter_value).any(dim=-1).flatten()
     keep = round(entropy.numel() * settings.top_rate)
-    if keep == 0 or not bool(candidate.any()):  # every language's set would be empty, silently
+    if keep == 0 or bool(flat.min() == flat.max()):  # every language's set would be empty
         why = (
             f"top_rate {settings.top_rate:g} keeps round({entropy.numel()} x "
             f"{settings.top_rate:g}) = 0 of the model's FFN neurons"
             if keep == 0
-            else f"no activation probability exceeds the filter_rate {settings.filter_rate:g} "
-            "quantile (the recordings are constant)"
+            else f"the recordings are constant (every activation probability is {float(flat[0]):g})"
         )
         raise MworkError(
             f"LAPE selection: {why}; every language's set would be empty",
@@ -262,12 +261,17 @@ def lape_select(probs: torch.Tensor, settings: LapeSettings) -> torch.Tensor:
     for lang in range(n_langs):
         member = probs.reshape(-1, n_langs)[chosen, lang] > bar
         out[lang, chosen[member]] = True
-    if not bool(out.any()):
-        raise MworkError(
-            f"LAPE selection: none of the {len(chosen)} chosen neurons exceeds the "
-            f"activation_bar_ratio {settings.activation_bar_ratio:g} quantile in any language; "
-            "every language's set would be empty",
-            "lower detection.lape.activation_bar_ratio or raise top_rate",
+    if not bool(out.any()):  # data-dependent (a small model saturates): said, not refused
+        why = (
+            f"no activation probability exceeds the filter_rate {settings.filter_rate:g} quantile"
+            if quota == 0
+            else f"none of the {quota} chosen neurons exceeds the activation_bar_ratio "
+            f"{settings.activation_bar_ratio:g} quantile in any language"
+        )
+        log.warning(
+            "LAPE selection: %s; every language's set is empty (lower "
+            "detection.lape.filter_rate / activation_bar_ratio or raise top_rate)",
+            why,
         )
     return out.reshape(n_langs, n_layers, d_ffn)
 

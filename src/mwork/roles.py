@@ -85,7 +85,10 @@ class ModelRoles:
         return _names(self.studied(), self._overlap[figure])
 
     def full_models(self) -> list[str]:
-        """Models detected in every study language with the variants: deactivation, enhancement."""
+        """Models detected in every study language with the variants: deactivation, enhancement
+        (a detection-only study, with neither section: every studied model)."""
+        if self.eval is None and self.ft is None:
+            return self.studied()
         both = set(self.deactivation_models()) | set(self.enhancement_models())
         return [m for m in self.models if m in both]
 

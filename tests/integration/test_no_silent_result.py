@@ -463,18 +463,27 @@ def test_merge_in_bfloat16_warns_with_the_kept_count(files, caplog, tmp_path):
     assert not [r for r in caplog.records if "keeps" in r.getMessage()]
 
 
-def test_lape_selection_that_would_be_empty_everywhere_is_refused():
-    """A top_rate that keeps round(N x rate) = 0 neurons, or recordings with no probability
-    above the filter quantile, would give every language an empty set with exit 0."""
+def test_lape_selection_that_would_be_empty_everywhere_is_refused(caplog):
+    """A top_rate that keeps round(N x rate) = 0 neurons, or constant recordings, would give
+    every language an empty set with exit 0: refused. An empty result the data decides (a
+    saturated small model) is said in a warning."""
     from mwork.lape import lape_select
     from mwork.settings import LapeSettings
 
     probs = torch.rand(2, 8, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     with pytest.raises(MworkError, match=r"keeps round\(16 x 0.01\) = 0 of the model's FFN"):
         lape_select(probs, LapeSettings(top_rate=0.01))
-    with pytest.raises(MworkError, match="no activation probability exceeds the filter_rate"):
+    with pytest.raises(MworkError, match="the recordings are constant"):
         lape_select(torch.full((2, 8, 3), 0.5, dtype=torch.float64), LapeSettings(top_rate=0.25))
-    with pytest.raises(MworkError, match="exceeds the activation_bar_ratio 0.95 quantile in any"):
-        lape_select(probs, LapeSettings(top_rate=0.25, filter_rate=0.5))
+    with caplog.at_level("WARNING", logger="mwork.lape"):
+        empty = lape_select(probs, LapeSettings(top_rate=0.25, filter_rate=0.5))
+    assert not empty.any()
+    assert "exceeds the activation_bar_ratio 0.95 quantile in any language" in caplog.text
+    saturated = probs.clone()
+    saturated[0] = 1.0  # half the probabilities at 1: nothing exceeds the 0.95 quantile
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mwork.lape"):
+        assert not lape_select(saturated, LapeSettings(top_rate=0.25)).any()
+    assert "no activation probability exceeds the filter_rate 0.95 quantile" in caplog.text
     control = LapeSettings(top_rate=0.25, filter_rate=0.5, activation_bar_ratio=0.5)
     assert lape_select(probs, control).any()

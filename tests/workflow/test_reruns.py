@@ -197,7 +197,10 @@ def test_touching_one_corpus_of_the_study_replans_only_that_language(study):
     assert (
         "download_corpus" not in c and "evaluate_baseline" not in c and "run_language_lens" not in c
     )
-    n_models = len(yaml.safe_load((study / "config.yaml").read_text())["models"])
+    config = yaml.safe_load((study / "config.yaml").read_text())
+    validate(config, schema=str(ROOT / "src/mwork/data/config.schema.yaml"), set_default=True)
+    n_models = len(Plan(config).roles.detection_models())  # lens-only models detect nothing
+    assert 1 < n_models < len(config["models"])
     assert c["detect_neurons"] == n_models and c["merge_neuron_shards"] == n_models  # fr, per model
     for rule, outs in jobs:
         if rule in ("detect_neurons", "merge_neuron_shards"):

@@ -72,7 +72,7 @@ class Plan:
     def neuron_files(self, model: str) -> list[str]:
         """Every neuron file of a model: all languages, then each variant's; a model of the
         neuron figures only (no deactivation, no enhancement): the detection languages."""
-        if model not in self.roles.full_models():
+        if model not in self.roles.variant_models():
             return [neuron_file(model, l) for l in self.detect_langs]
         files = [neuron_file(model, l) for l in self.all_langs]
         for v in self.detection["variants"]:

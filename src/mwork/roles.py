@@ -85,12 +85,16 @@ class ModelRoles:
         return _names(self.studied(), self._overlap[figure])
 
     def full_models(self) -> list[str]:
-        """Models detected in every study language with the variants: deactivation, enhancement
-        (a detection-only study, with neither section: every studied model)."""
-        if self.eval is None and self.ft is None:
-            return self.studied()
+        """Models detected in every study language with the variants: deactivation, enhancement."""
         both = set(self.deactivation_models()) | set(self.enhancement_models())
         return [m for m in self.models if m in both]
+
+    def variant_models(self) -> list[str]:
+        """Models that get the App. E variants: the full ones; in a detection-only study (neither
+        evaluation nor finetune) every studied model, since its neuron sets are the study."""
+        if self.eval is None and self.ft is None:
+            return self.studied()
+        return self.full_models()
 
     def detection_models(self) -> list[str]:
         """Models that get neuron files: every stage or figure that reads neurons, config order."""

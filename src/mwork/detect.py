@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -304,40 +305,83 @@ def detect_to_file(
             raw file: the same documents and corpus_sha256 as the workflow's pool); None: the
             file is a pool already (the workflow's resources/corpus/{lang}.jsonl).
     """
-    check_language(lang)
+    return detect_to_files(spec, {lang: corpus}, {lang: out}, settings, shard, device, pool)[lang]
+
+
+def check_language_files(corpora: Mapping[str, object], outs: Mapping[str, object]) -> None:
+    """A grouped job's languages: at least one, and one output per corpus."""
+    if not corpora or set(corpora) != set(outs):
+        raise MworkError(
+            f"corpora for {sorted(corpora)} but outputs for {sorted(outs)}",
+            "give one corpus and one output per language (at least one)",
+        )
+
+
+def detect_to_files(
+    spec: ModelSpec,
+    corpora: Mapping[str, str | Path],
+    outs: Mapping[str, str | Path],
+    settings: DetectionSettings,
+    shard: tuple[int, int] = (0, 1),
+    device: str = "auto",
+    pool: CorpusSettings | None = None,
+) -> dict[str, NeuronSet]:
+    """`detect_to_file` for several languages in one model load (`detection.group_languages`).
+
+    Every language's file is byte-identical to its own `detect_to_file` run: the same documents,
+    settings and header, and PLND draws no random numbers (the probe leaves the model as it
+    found it). Every corpus is read and checked before the model load.
+
+    Args:
+        corpora: language -> corpus file (in this order).
+        outs: language -> output neuron file (the same languages).
+        Other arguments: as `detect_to_file`.
+    """
+    check_language_files(corpora, outs)
+    for lang in corpora:
+        check_language(lang)
     settings.validate()
     resolve_device(device)
     check_against_config(spec, settings)  # config.json only: settings vs the model's sizes
-    docs, corpus_sha = corpus_documents(corpus, lang, settings, pool)  # before the model load
-    docs = shard_documents(sample_documents(docs, settings.n_docs, settings.seed), *shard)
+    docs: dict[str, list[str]] = {}
+    shas: dict[str, str] = {}
+    for lang, corpus in corpora.items():  # before the model load
+        pool_docs, shas[lang] = corpus_documents(corpus, lang, settings, pool)
+        docs[lang] = shard_documents(
+            sample_documents(pool_docs, settings.n_docs, settings.seed), *shard
+        )
     torch.manual_seed(settings.seed)
     hf_model, tokenizer, adapter = load_spec(spec, device)
-    log.info(
-        "model %s (%s, %d layers, units %s); %d documents of %s; settings %s",
-        spec.ref,
-        adapter.family,
-        adapter.n_layers,
-        adapter.unit_counts(),
-        len(docs),
-        lang,
-        settings_dict(settings),
-    )
-    meta = {
-        "model": spec.label,
-        "model_fingerprint": model_fingerprint(hf_model),
-        "language": lang,
-        "corpus_sha256": corpus_sha,
-        "reproduce": reproduce_command(spec, lang, settings, shard),
-    }
-    if shard[1] > 1:
-        meta["shard"] = f"{shard[0]}/{shard[1]}"
-    ns = detect_neurons(adapter, tokenizer, docs, settings, meta)
-    save_neuron_set(ns, out)
-    log.info(
-        "wrote %s: %d language-specific neurons (%.4f%% of %d)",
-        out,
-        ns.count(),
-        100 * ns.count() / ns.total_units(),
-        ns.total_units(),
-    )
-    return ns
+    fingerprint = model_fingerprint(hf_model)
+    sets = {}
+    for lang in corpora:
+        log.info(
+            "model %s (%s, %d layers, units %s); %d documents of %s; settings %s",
+            spec.ref,
+            adapter.family,
+            adapter.n_layers,
+            adapter.unit_counts(),
+            len(docs[lang]),
+            lang,
+            settings_dict(settings),
+        )
+        meta = {
+            "model": spec.label,
+            "model_fingerprint": fingerprint,
+            "language": lang,
+            "corpus_sha256": shas[lang],
+            "reproduce": reproduce_command(spec, lang, settings, shard),
+        }
+        if shard[1] > 1:
+            meta["shard"] = f"{shard[0]}/{shard[1]}"
+        ns = detect_neurons(adapter, tokenizer, docs[lang], settings, meta)
+        save_neuron_set(ns, outs[lang])
+        log.info(
+            "wrote %s: %d language-specific neurons (%.4f%% of %d)",
+            outs[lang],
+            ns.count(),
+            100 * ns.count() / ns.total_units(),
+            ns.total_units(),
+        )
+        sets[lang] = ns
+    return sets

@@ -40,7 +40,7 @@ from tqdm import tqdm
 import mwork
 from mwork.adapters import ModelAdapter
 from mwork.corpus import sample_documents, shard_documents
-from mwork.detect import corpus_documents, padded_batches
+from mwork.detect import check_language_files, corpus_documents, padded_batches
 from mwork.devices import input_device
 from mwork.errors import MworkError
 from mwork.languages import check_language
@@ -175,22 +175,50 @@ def record_to_file(
     `pool`: the corpus stage's filters applied to a raw `corpus` (`mwork lape record`), as
     `mwork.detect.detect_to_file`; None: `corpus` is the workflow's pool file.
     """
-    check_language(lang)
-    docs, corpus_sha = corpus_documents(corpus, lang, settings, pool)  # before the model load
-    docs = shard_documents(sample_documents(docs, settings.n_docs, settings.seed), *shard)
+    return record_to_files(spec, {lang: corpus}, {lang: out}, settings, shard, device, pool)[lang]
+
+
+def record_to_files(
+    spec: ModelSpec,
+    corpora: Mapping[str, str | Path],
+    outs: Mapping[str, str | Path],
+    settings: DetectionSettings,
+    shard: tuple[int, int] = (0, 1),
+    device: str = "auto",
+    pool: CorpusSettings | None = None,
+) -> dict[str, NeuronSet]:
+    """`record_to_file` for several languages in one model load (`detection.group_languages`):
+    each language's recording is byte-identical to its own run (the hooks are removed after
+    each language; recording draws no random numbers). Corpora are read before the load."""
+    check_language_files(corpora, outs)
+    for lang in corpora:
+        check_language(lang)
+    docs: dict[str, list[str]] = {}
+    shas: dict[str, str] = {}
+    for lang, corpus in corpora.items():  # before the model load
+        pool_docs, shas[lang] = corpus_documents(corpus, lang, settings, pool)
+        sampled = sample_documents(pool_docs, settings.n_docs, settings.seed)
+        docs[lang] = shard_documents(sampled, *shard)
     model, tokenizer, adapter = load_spec(spec, device)
-    meta = {
-        "model": spec.label,
-        "model_fingerprint": model_fingerprint(model),
-        "language": lang,
-        "corpus_sha256": corpus_sha,
-    }
-    if shard[1] > 1:
-        meta["shard"] = f"{shard[0]}/{shard[1]}"
-    rec = record_activations(adapter, tokenizer, docs, settings, meta)
-    save_neuron_set(rec, out)
-    log.info("wrote %s: %d documents, %s tokens of %s", out, len(docs), rec.meta["n_tokens"], lang)
-    return rec
+    fingerprint = model_fingerprint(model)
+    recs = {}
+    for lang in corpora:
+        meta = {
+            "model": spec.label,
+            "model_fingerprint": fingerprint,
+            "language": lang,
+            "corpus_sha256": shas[lang],
+        }
+        if shard[1] > 1:
+            meta["shard"] = f"{shard[0]}/{shard[1]}"
+        rec = record_activations(adapter, tokenizer, docs[lang], settings, meta)
+        save_neuron_set(rec, outs[lang])
+        n_tokens = rec.meta["n_tokens"]
+        log.info(
+            "wrote %s: %d documents, %s tokens of %s", outs[lang], len(docs[lang]), n_tokens, lang
+        )
+        recs[lang] = rec
+    return recs
 
 
 def merge_recordings(parts: Sequence[NeuronSet]) -> NeuronSet:

@@ -47,6 +47,15 @@ def shard_files(kind, wildcards, langs):
     )
 
 
+def grouped_shards(kind):
+    """Every language's shard file of one (model, shard) job (detection.group_languages)."""
+    return expand(
+        "results/{{model}}/{kind}/shards/{lang}.{{shard}}-of-{{n}}.safetensors",
+        kind=kind,
+        lang=ALL_LANGS,
+    )
+
+
 def get_neuron_shards(wildcards):
     return shard_files("neurons", wildcards, [wildcards.lang])
 
@@ -101,7 +110,10 @@ def get_evaluation_settings():
     if EVAL is None:  # detection only: the evaluation rules are never planned
         return {}
     out = pick(EVAL, ["batch_size", "limit", "max_gen_toks", "backend", "vllm"])
-    return out | {"mask_mode": config["deactivation"]["mask_mode"]}
+    out |= {"mask_mode": config["deactivation"]["mask_mode"]}
+    # output languages of the generations (mwork.fidelity): the lens's LID over the study's
+    # languages, as collect_scores; changing either re-runs the evaluation jobs (docs: fidelity)
+    return out | {"lid_backend": LENS["lid_backend"], "lid_languages": ALL_LANGS}
 
 
 def get_condition_settings():
@@ -261,6 +273,16 @@ def get_lens_tables(figure):
 def get_neuron_summaries(wildcards):
     models = PLAN.roles.neuron_figure_models()
     return expand("results/{model}/neurons/summary.csv", model=models)
+
+
+def get_layer_splits(wildcards):
+    """{model: [N1, N2] or None} of Fig. 3's models: the U/S/G regions its findings count in."""
+    models = PLAN.roles.neuron_figure_models()
+    specs = {m: config["models"][m] for m in models}
+    return {
+        m: [s["n1"], s["n2"]] if s.get("n1") is not None and s.get("n2") is not None else None
+        for m, s in specs.items()
+    }
 
 
 def get_overlap_neurons(wildcards):

@@ -13,7 +13,12 @@ then each task (`TaskRun`: a benchmark and its language L) is scored in its own 
 - the baseline (label `none`): L alone, unmasked.
 The job writes one JSON (schema `mwork.scores.RESULT_SCHEMA`): the job's model, label and
 language ("all" for a grouped job), and one entry per (task, L, evaluated language) in `runs`,
-read back by `mwork.scores`.
+read back by `mwork.scores`. Generation tasks (MGSM, XQuAD, XLSum) also store the language of
+every generated item (`items["output_lang"]`, `mwork.fidelity`) and the identifier that found it
+(`"fidelity"` in the run entry); the identifier is built only when the job has such a task.
+
+Bad input is refused before the model loads: labels and files (above), the LID backend, and an
+X-CSQA local file without labels (`mwork.lmeval_tasks.xcsqa.check_local_labels`).
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ import torch
 
 from mwork.atomic import write_json
 from mwork.errors import MworkError
+from mwork.fidelity import OutputLanguage, record_output_languages
 from mwork.finetune.delta import Delta, DeltaSlice, apply_delta, load_delta
 from mwork.harness import evaluate_tasks
-from mwork.lmeval_tasks import TaskSpec
-from mwork.lmeval_tasks.xcsqa import record_dropped
+from mwork.lmeval_tasks import BENCHMARKS, TaskSpec
+from mwork.lmeval_tasks.xcsqa import check_local_labels, record_dropped
 from mwork.mask import mask_neurons
 from mwork.modeling import load_spec, model_fingerprint
 from mwork.neuronset import NeuronSet, load_neuron_set
@@ -109,6 +115,16 @@ def _check_neurons(neuron_file: str | Path, run: RunLabel, lang: str) -> None:
         )
 
 
+def _output_lid(runs: Sequence[TaskRun], settings: EvaluationSettings) -> OutputLanguage | None:
+    """The output-language identifier of a job with a generation task (built here, before the
+    model load, so a missing backend stops the job early); None without one, or without
+    `settings.lid_languages`."""
+    generates = any(BENCHMARKS[s.task].max_gen_toks is not None for t in runs for s in t.specs)
+    if not generates or not settings.lid_languages:
+        return None
+    return OutputLanguage(settings.lid_languages, settings.lid_backend).build()
+
+
 @contextmanager
 def _delta_applied(model: Any, delta: Delta) -> Iterator[None]:
     """The delta's values written into `model`, the original values put back afterwards (exact)."""
@@ -151,19 +167,22 @@ def evaluate_job(
         out_json: the job's result file.
         settings: lm-eval batch size, item limit, generation length, mask mode, count rule,
             backend (hf, or vllm: one engine per job, `mwork.vllm_backend`; masks always in
-            weights mode, mirrored into the engine).
+            weights mode, mirrored into the engine), and the output-language identifier
+            (`lid_backend`, `lid_languages`; without languages no output language is stored).
         device: "auto", "cpu", "cuda", ...
 
     Returns:
         The JSON written: {schema, model, label, lang, runs: [one entry per (task, language,
         evaluated language): model, condition, base_condition, label, variant, seed, mask_lang,
         n_layers, n1, n2, neuron_file, neurons and count_rule (masked), finetune (fine-tuned),
-        eval_langs, lm_eval_version, settings, tasks]}.
+        fidelity (generation tasks: the identifier of items.output_lang), eval_langs,
+        lm_eval_version, settings, tasks]}.
 
     Raises:
         MworkError: bad label, neuron or delta file of another model/language/variant, a task
-            language without its file, no tasks, or a layer mismatch; all but the fingerprint
-            check before the model load.
+            language without its file, no tasks, an X-CSQA local file without labels, an
+            unusable LID backend, or a layer mismatch; all but the fingerprint check before the
+            model load.
     """
     run = label if isinstance(label, RunLabel) else RunLabel.parse(label)
     runs = [TaskRun.from_mapping(t) for t in tasks]
@@ -185,6 +204,10 @@ def evaluate_job(
             _check_neurons(sources[l], run, l)
     if settings.backend not in ("hf", "vllm"):
         raise MworkError(f"unknown evaluation backend {settings.backend!r}", "use hf or vllm")
+    for task in runs:
+        for task_spec in task.specs:
+            check_local_labels(task_spec)  # X-CSQA's unlabelled test split (source: local)
+    lid = _output_lid(runs, settings)
     vllm = settings.backend == "vllm"
     if vllm:  # vLLM runs the model; the HF copy on the CPU is what masks and deltas edit
         from mwork.vllm_backend import open_backend, require_vllm
@@ -244,9 +267,11 @@ def evaluate_job(
         record_dropped(result["tasks"])  # X-CSQA items dropped for an empty option, counted
         for eval_lang in dict.fromkeys(s.lang for s in task.specs):
             scored = {k: v for k, v in result["tasks"].items() if v["spec"]["lang"] == eval_lang}
+            identified = lid is not None and record_output_languages(scored, lid)
             entries.append(
                 {
                     **info,
+                    **({"fidelity": lid.describe()} if identified else {}),
                     "eval_langs": [eval_lang],
                     "lm_eval_version": result["lm_eval_version"],
                     "settings": result["settings"],

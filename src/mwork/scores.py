@@ -22,12 +22,19 @@ one row per scored item in the `SCORE_COLUMNS` schema:
 
 With an output-language identifier (`mwork.fidelity`), every generated item (MGSM, XQuAD, XLSum)
 gets a second row with metric `fidelity`: 1.0 when its generation is in eval_lang, else 0.0.
+The language is the one the evaluation job stored (`items["output_lang"]`) when the entry's
+`fidelity` record names the same identifier; otherwise (JSONs from before the job stored it, or
+identified with another backend or language list) it is identified here from the stored
+`prediction`, and a warning says how many entries were. The languages do not depend on the
+model, so recomputing equals re-running the job; the file is not rewritten.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,8 +43,16 @@ import pandas as pd
 
 from mwork.atomic import write_csv
 from mwork.errors import MworkError
-from mwork.fidelity import FIDELITY, LANGUAGE_COLUMNS, OutputLanguage, language_rows
+from mwork.fidelity import (
+    FIDELITY,
+    LANGUAGE_COLUMNS,
+    OutputLanguage,
+    language_rows,
+    same_identifier,
+)
 from mwork.runlabel import RunLabel
+
+log = logging.getLogger(__name__)
 
 RESULT_SCHEMA = "mwork.evaluation/2"  # written by mwork.evaluate, read here
 SCORE_COLUMNS: tuple[str, ...] = (
@@ -156,26 +171,55 @@ def run_rows(data: dict[str, Any], source: str = "?") -> list[dict[str, Any]]:
     return rows
 
 
+def _output_langs(
+    data: dict[str, Any],
+    items: dict[str, Any],
+    lid: OutputLanguage,
+    source: str,
+    counts: Counter[str] | None,
+) -> list[str]:
+    """The per-item output languages of one task: stored by its job when identified with `lid`'s
+    identifier, else identified now from the stored predictions (`counts` tallies which)."""
+    predictions, stored = items["prediction"], items.get("output_lang")
+    how = "identified" if stored is None else "reidentified"
+    if stored is not None and same_identifier(data.get("fidelity"), lid):
+        if len(stored) != len(predictions):
+            raise MworkError(
+                f"{source}: {len(stored)} output languages for {len(predictions)} predictions",
+                "the result file is damaged or edited; re-run its evaluation job",
+            )
+        how = "stored"
+    if counts is not None:
+        counts[how] += 1
+    return list(stored) if how == "stored" else [lid(p) for p in predictions]
+
+
 def fidelity_rows(
-    data: dict[str, Any], rows: list[dict[str, Any]], lid: OutputLanguage
+    data: dict[str, Any],
+    rows: list[dict[str, Any]],
+    lid: OutputLanguage,
+    source: str = "?",
+    counts: Counter[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(`FIDELITY` score rows, `LANGUAGE_COLUMNS` rows) of the generation tasks of one run entry.
 
     `rows` are the entry's task rows (`run_rows`); a fidelity row copies its item's row with
     metric `fidelity` and value 1.0 if the generation's language is the item's eval_lang, else 0.0
-    (`mwork.fidelity`). Tasks without stored generations (X-CSQA: log-likelihood) get none.
+    (`mwork.fidelity`). Tasks without stored generations (X-CSQA: log-likelihood) get none. The
+    language is the stored `output_lang` when the entry's identifier is `lid`'s, else identified
+    from the prediction; `counts` tallies tasks "stored", "identified" (none stored) and
+    "reidentified" (stored by another identifier).
     """
     scores, langs = [], []
     by_task = {}
     for row in rows:
         by_task.setdefault((row["task"], row["eval_lang"]), []).append(row)
-    for task in data["tasks"].values():
-        predictions = task["items"].get("prediction")
-        if predictions is None:
+    for name, task in data["tasks"].items():
+        if task["items"].get("prediction") is None:
             continue
         spec = task["spec"]
         task_rows = by_task[(spec["task"], spec["lang"])]
-        found = [lid(p) for p in predictions]
+        found = _output_langs(data, task["items"], lid, f"{source}: {name}", counts)
         ids = [r["item_id"] for r in task_rows]
         langs += language_rows(data, task, ids, found)
         scores += [
@@ -196,14 +240,25 @@ def tidy_scores_and_languages(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tidy scores, per-item output languages `LANGUAGE_COLUMNS`; empty without `lid`)."""
     rows, langs = [], []
+    counts: Counter[str] = Counter()
     for path in paths:
         for entry in load_eval_json(path)["runs"]:
             task_rows = run_rows(entry, str(path))
             rows += task_rows
             if lid is not None:
-                more, found = fidelity_rows(entry, task_rows, lid)
+                more, found = fidelity_rows(entry, task_rows, lid, str(path), counts)
                 rows += more
                 langs += found
+    if counts["identified"] or counts["reidentified"]:  # re-identified: the settings changed
+        log.log(
+            logging.WARNING if counts["reidentified"] else logging.INFO,
+            "output languages: %d generation task(s) read from the run JSONs, %d identified here "
+            "(stored by no job), %d re-identified (stored with another identifier than %s)",
+            counts["stored"],
+            counts["identified"],
+            counts["reidentified"],
+            lid.describe() if lid is not None else None,
+        )
     return (
         pd.DataFrame(rows, columns=list(SCORE_COLUMNS)),
         pd.DataFrame(langs, columns=list(LANGUAGE_COLUMNS)),

@@ -249,7 +249,10 @@ class LapeSettings(FromMapping):
 
 @dataclass(frozen=True)
 class EvaluationSettings(FromMapping):
-    """lm-eval run settings of one evaluation job (config `evaluation` + `deactivation`)."""
+    """lm-eval run settings of one evaluation job (config `evaluation` + `deactivation`), and the
+    output-language identifier of its generations (`mwork.fidelity`): the lens's backend
+    (`figures.lens.lid_backend`) over the study's languages (`lid_languages`: `languages.detect`
+    + `enhance`, which the workflow passes; None: the job stores no output languages)."""
 
     SECTION: ClassVar[str] = "evaluation"
 
@@ -262,6 +265,8 @@ class EvaluationSettings(FromMapping):
     count: str = schema_field("deactivation/count")
     attn_n: int | None = schema_field("deactivation/attn_n")
     ffn_n: int | None = schema_field("deactivation/ffn_n")
+    lid_backend: str = schema_field("figures/lens/lid_backend")
+    lid_languages: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 
 1. Only the validation (dev) split has labels: in the `test` split every `answerKey` is empty.
    `check_labels` refuses such rows with one line (every item would score as wrong otherwise).
+   When: a `source: local` file is read by `check_local_labels` before the model loads (the
+   evaluation job, and `mwork plan` / the workflow's start-up through `mwork.configcheck`);
+   `source: hf` rows (the validation split unless `hf_revision`/`hf_name` say otherwise) are
+   only seen once lm-eval downloads them, so `process_docs_<lang>` checks them again, after
+   the model load (one line as well, nothing written).
 2. Some rows have an empty option text (German has several). lm-eval scores the log-likelihood
    of each option as a continuation; an empty continuation has log-likelihood 0, above every real
    option, so the empty option "wins" under `acc`. `process_docs_<lang>` drops those rows before
@@ -13,13 +18,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mwork.errors import MworkError
 from mwork.lmeval_tasks.hooks import parametrised, sample_docs
+
+if TYPE_CHECKING:
+    from mwork.lmeval_tasks.spec import TaskSpec
 
 log = logging.getLogger("mwork.lmeval_tasks.xcsqa")
 
@@ -51,6 +61,44 @@ def check_labels(rows: Iterable[Mapping[str, Any]], lang: str = "?") -> None:
             "labels are hidden)",
             "score the validation (dev) split, as the paper does",
         )
+
+
+def local_answer_keys(path: str | Path) -> list[Any]:
+    """The `answerKey` of every row of a local X-CSQA file, read as lm-eval's builders read it:
+    JSON lines (`.jsonl`, or a `.json` that is not one array), a JSON array, or parquet (that
+    column only). A row without the key gives None."""
+    path = Path(path).expanduser()
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq  # datasets' dependency; only the one column is read
+
+            names = pq.read_schema(path).names
+            if "answerKey" not in names:
+                return [None] * pq.read_metadata(path).num_rows
+            return pq.read_table(path, columns=["answerKey"]).column("answerKey").to_pylist()
+        text = path.read_text(encoding="utf-8")
+        whole = text.lstrip().startswith("[") and path.suffix.lower() == ".json"
+        rows = (
+            json.loads(text) if whole else [json.loads(l) for l in text.splitlines() if l.strip()]
+        )
+    except (OSError, ValueError) as err:
+        raise MworkError(
+            f"X-CSQA: cannot read local data file {path} ({err})",
+            "give JSON lines, a JSON array or parquet in the HF schema",
+        ) from None
+    return [r.get("answerKey") if isinstance(r, Mapping) else None for r in rows]
+
+
+def check_local_labels(spec: TaskSpec) -> None:
+    """Refuse (MworkError, one line) an X-CSQA `source: local` file whose rows have no
+    `answerKey` at all, before any model loads; other tasks and `source: hf` pass (their rows
+    are checked by `process_docs_<lang>` once lm-eval has them)."""
+    if spec.task != "xcsqa" or spec.source != "local" or not spec.path:
+        return
+    if not Path(spec.path).expanduser().is_file():
+        raise MworkError(f"{spec.name}: data file {spec.path} does not exist", "fix 'path'")
+    keys = local_answer_keys(spec.path)
+    check_labels(({"answerKey": k} for k in keys), f"{spec.lang}, {spec.path}")
 
 
 def has_empty_option(doc: Mapping[str, Any]) -> bool:

@@ -208,6 +208,8 @@ def _check_task_data(plan: Plan) -> None:
                         f"evaluation.tasks.{task}.langs)",
                         f"add the file or remove {lang} from evaluation.tasks.{task}.langs",
                     )
+                if task == "xcsqa" and Path(path).is_file():  # the unlabelled test split
+                    _check_xcsqa_labels(path, lang)
             elif spec.get("hf_dataset") is None and lang not in BENCHMARKS[task].hf_configs:
                 have = ", ".join(BENCHMARKS[task].hf_configs)
                 raise ConfigError(
@@ -215,3 +217,17 @@ def _check_task_data(plan: Plan) -> None:
                     f"({BENCHMARKS[task].hf_dataset} covers {have})",
                     f"remove {lang} or give local rows (evaluation.local.{task})",
                 )
+
+
+def _check_xcsqa_labels(path: str, lang: str) -> None:
+    """A local X-CSQA file with no answerKey at all (the test split) stops the study at start-up
+    (`mwork.lmeval_tasks.xcsqa.check_local_labels`; the evaluation job checks it again)."""
+    from mwork.errors import MworkError
+    from mwork.lmeval_tasks.spec import TaskSpec
+    from mwork.lmeval_tasks.xcsqa import check_local_labels
+
+    try:
+        check_local_labels(TaskSpec("xcsqa", lang, source="local", path=path))
+    except MworkError as exc:
+        problem, _, fix = str(exc).partition("; ")
+        raise ConfigError(f"evaluation.local.xcsqa: {problem}", fix) from None

@@ -11,14 +11,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from snakemake.utils import validate
 from testhelpers import realdata
 
 import mwork.evaluate
+from mwork.configcheck import ConfigError
 from mwork.errors import MworkError
 from mwork.evaluate import evaluate_job
 from mwork.lmeval_tasks import TaskSpec
 from mwork.lmeval_tasks.xcsqa import check_local_labels
-from mwork.settings import EvaluationSettings, ModelSpec
+from mwork.plan import Plan
+from mwork.settings import SCHEMA_FILE, EvaluationSettings, ModelSpec
 
 
 def _rows(lang: str) -> list[dict[str, Any]]:
@@ -101,3 +105,20 @@ def test_evaluation_job_refuses_before_loading_the_model(
             device="cpu",
         )
     assert not out.exists() and not out.parent.exists()
+
+
+def test_study_with_an_unlabelled_local_file_stops_at_plan_time(tmp_path: Path) -> None:
+    """`mwork plan` and the workflow's start-up (Plan.check -> mwork.configcheck) refuse it too."""
+    root = SCHEMA_FILE.parents[3]
+    cfg = yaml.safe_load((root / ".test" / "config_tiny.yaml").read_text(encoding="utf-8"))
+    cfg.pop("demo", None)
+    cfg.pop("perplexity", None)
+    _write(tmp_path / "en.jsonl", _rows("en"))
+    _write(tmp_path / "zh.jsonl", _test_split("zh"))
+    cfg["evaluation"]["local"] = {"xcsqa": str(tmp_path / "{lang}.jsonl")}
+    cfg["evaluation"]["tasks"] = {"xcsqa": {"langs": ["en", "zh"]}}
+    validate(cfg, schema=str(SCHEMA_FILE), set_default=True)
+    with pytest.raises(ConfigError, match=r"evaluation.local.xcsqa: X-CSQA \(zh, .*\): none of"):
+        Plan(cfg).check()
+    _write(tmp_path / "zh.jsonl", _rows("zh"))  # the dev split passes
+    Plan(cfg).check()

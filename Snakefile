@@ -52,6 +52,7 @@ rule all:
         PLAN.final_targets(),
         PLAN.ppl_targets(),
         PLAN.figure_targets(),
+        PLAN.findings_targets(),
 
 
 rule neurons_only:

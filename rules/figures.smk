@@ -11,6 +11,7 @@ rule plot_english_ratio:
         tables=get_lens_tables("fig1"),
     output:
         pdf="results/figures/fig1_english_ratio.pdf",
+        findings="results/figures/fig1_english_ratio.findings.rst",
         png=report(
             "results/figures/fig1_english_ratio.png",
             caption="../report/fig1_english_ratio.rst",
@@ -33,6 +34,7 @@ rule plot_language_distribution:
         tables=get_lens_tables("fig7"),
     output:
         pdf="results/figures/fig7_language_distribution.pdf",
+        findings="results/figures/fig7_language_distribution.findings.rst",
         png=report(
             "results/figures/fig7_language_distribution.png",
             caption="../report/fig7_language_distribution.rst",
@@ -55,6 +57,7 @@ rule plot_neuron_counts:
         summaries=get_neuron_summaries,
     output:
         pdf="results/figures/fig3_neuron_counts.pdf",
+        findings="results/figures/fig3_neuron_counts.findings.rst",
         png=report(
             "results/figures/fig3_neuron_counts.png",
             caption="../report/fig3_neuron_counts.rst",
@@ -67,6 +70,7 @@ rule plot_neuron_counts:
         "../envs/mwork.yaml"
     params:
         normalise=FIGURES["neuron_counts_normalise"],
+        splits=get_layer_splits,
     script:
         "../scripts/plot_neuron_counts.py"
 
@@ -76,6 +80,7 @@ rule plot_neuron_share:
         summaries=get_neuron_summaries,
     output:
         pdf="results/figures/neuron_share.pdf",
+        findings="results/figures/neuron_share.findings.rst",
         png=report(
             "results/figures/neuron_share.png",
             caption="../report/neuron_share.rst",
@@ -95,6 +100,7 @@ rule plot_overlap:
         neurons=get_overlap_neurons,
     output:
         pdf="results/figures/{overlap_fig}.pdf",
+        findings="results/figures/{overlap_fig}.findings.rst",
         png=report(
             "results/figures/{overlap_fig}.png",
             caption="../report/overlap.rst",
@@ -122,6 +128,7 @@ rule plot_detector_agreement:
         agreement=expand("results/{model}/neurons_lape/agreement.csv", model=MODELS),
     output:
         pdf="results/figures/detector_agreement.pdf",
+        findings="results/figures/detector_agreement.findings.rst",
         png=report(
             "results/figures/detector_agreement.png",
             caption="../report/detector_agreement.rst",
@@ -147,6 +154,7 @@ rule plot_deactivation:
         summaries=get_deactivation_summaries,
     output:
         pdf="results/figures/deactivation_summary.pdf",
+        findings="results/figures/deactivation_summary.findings.rst",
         png=report(
             "results/figures/deactivation_summary.png",
             caption="../report/deactivation_summary.rst",
@@ -171,6 +179,8 @@ rule plot_enhancement:
         ),
     output:
         pdf="results/figures/fig4_enhancement.pdf",
+        findings="results/figures/fig4_enhancement.findings.rst",
+        table6_findings="results/tables/table6_low_resource.findings.rst",
         png=report(
             "results/figures/fig4_enhancement.png",
             caption="../report/fig4_enhancement.rst",

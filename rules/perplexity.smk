@@ -17,6 +17,7 @@ rule measure_deactivation_ppl:
             labels={"model": "{model}", "neurons": DETECTION["method"]},
         ),
         summary="results/{model}/ppl/deactivation.md",
+        findings="results/{model}/ppl/deactivation.findings.rst",
     log:
         "logs/measure_deactivation_ppl/{model}.log",
     benchmark:
@@ -47,6 +48,7 @@ use rule measure_deactivation_ppl as measure_deactivation_ppl_lape with:
             labels={"model": "{model}", "neurons": "lape (compare_lape)"},
         ),
         summary="results/{model}/ppl/deactivation_lape.md",
+        findings="results/{model}/ppl/deactivation_lape.findings.rst",
     log:
         "logs/measure_deactivation_ppl_lape/{model}.log",
     benchmark:

@@ -34,6 +34,7 @@ rule make_tables:
         fig4=table_output("fig4_enhancement", "fig4_enhancement", "Fig. 4", "enhancement"),
         table6=table_output("table6_low_resource", "table6_low_resource", "Table 6", "enhancement"),
         markdown=expand("results/{{model}}/tables/{name}.md", name=TABLE_FILES.values()),
+        findings=expand("results/{{model}}/tables/{name}.findings.rst", name=TABLE_FILES.values()),
     log:
         "logs/make_tables/{model}.log",
     conda:

@@ -18,4 +18,10 @@ long = deactivation_ppl(
     PerplexitySettings.from_mapping(snakemake.params.settings),
     detector=detector,
 )
-write_ppl_tables(long, snakemake.output.table, snakemake.output.summary, detector=detector)
+write_ppl_tables(
+    long,
+    snakemake.output.table,
+    snakemake.output.summary,
+    detector=detector,
+    findings=snakemake.output.findings,
+)

@@ -9,4 +9,6 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 setup_rule_logging(snakemake.log[0], summaries=list(snakemake.input.summaries))
-plot_deactivation_figure(list(snakemake.input.summaries), snakemake.output.pdf)
+plot_deactivation_figure(
+    list(snakemake.input.summaries), snakemake.output.pdf, findings=snakemake.output.findings
+)

@@ -10,5 +10,8 @@ if TYPE_CHECKING:
 
 setup_rule_logging(snakemake.log[0], tables=list(snakemake.input.agreement))
 plot_detector_agreement_figure(
-    list(snakemake.input.agreement), snakemake.output.pdf, snakemake.output.table
+    list(snakemake.input.agreement),
+    snakemake.output.pdf,
+    snakemake.output.table,
+    findings=snakemake.output.findings,
 )

@@ -14,4 +14,6 @@ plot_enhancement_figure(
     list(snakemake.input.table6),
     snakemake.output.pdf,
     snakemake.output.table6,
+    findings=snakemake.output.findings,
+    table6_findings_path=snakemake.output.table6_findings,
 )

@@ -15,4 +15,5 @@ plot_lens_figure(
     kind="language_distribution",
     drop_layer0=snakemake.params.drop_layer0,
     langs=snakemake.params.langs,
+    findings=snakemake.output.findings,
 )

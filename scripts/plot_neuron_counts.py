@@ -11,5 +11,10 @@ if TYPE_CHECKING:
 summaries = list(snakemake.input.summaries)
 setup_rule_logging(snakemake.log[0], summaries=summaries)
 plot_neuron_figure(
-    summaries, snakemake.output.pdf, kind="counts", normalise=snakemake.params.normalise
+    summaries,
+    snakemake.output.pdf,
+    kind="counts",
+    normalise=snakemake.params.normalise,
+    findings=snakemake.output.findings,
+    splits=snakemake.params.splits,
 )

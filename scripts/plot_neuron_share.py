@@ -10,4 +10,6 @@ if TYPE_CHECKING:
 
 summaries = list(snakemake.input.summaries)
 setup_rule_logging(snakemake.log[0], summaries=summaries)
-plot_neuron_figure(summaries, snakemake.output.pdf, kind="share")
+plot_neuron_figure(
+    summaries, snakemake.output.pdf, kind="share", findings=snakemake.output.findings
+)

@@ -11,5 +11,9 @@ if TYPE_CHECKING:
 pairs = [list(p) for p in snakemake.params.pairs]
 setup_rule_logging(snakemake.log[0], figure=snakemake.wildcards.overlap_fig, pairs=pairs)
 plot_overlap_figure(
-    list(snakemake.input.neurons), pairs, snakemake.output.pdf, snakemake.output.table
+    list(snakemake.input.neurons),
+    pairs,
+    snakemake.output.pdf,
+    snakemake.output.table,
+    findings=snakemake.output.findings,
 )

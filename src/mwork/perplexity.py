@@ -18,6 +18,7 @@ from mwork.atomic import atomic_write_text, write_csv
 from mwork.corpus import read_corpus
 from mwork.devices import input_device
 from mwork.errors import MworkError
+from mwork.findings import ppl_findings, write_findings
 from mwork.mask import mask_neurons
 from mwork.modeling import load_spec, model_fingerprint
 from mwork.neuronset import load_neuron_set
@@ -163,12 +164,17 @@ def ppl_summary(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_ppl_tables(
-    long: pd.DataFrame, csv: str | Path, md: str | Path, detector: str = "plnd"
+    long: pd.DataFrame,
+    csv: str | Path,
+    md: str | Path,
+    detector: str = "plnd",
+    findings: str | Path | None = None,
 ) -> None:
     """Long CSV plus a Markdown summary (Δ log-perplexity, higher = more damage).
 
     Args:
         detector: which detector found the masked sets ("plnd" or "lape"), named in the summary.
+        findings: where to write what this run found in the summary (`mwork.findings`).
     """
     if detector not in DETECTOR_NAMES:
         raise MworkError(
@@ -183,3 +189,5 @@ def write_ppl_tables(
         + "\n"
     )
     atomic_write_text(md, text)
+    if findings is not None:
+        write_findings(findings, ppl_findings(summary), "this table")

@@ -328,6 +328,17 @@ class Plan:
             names.append("fig4_enhancement")
         return [f"results/figures/{n}.pdf" for n in names]
 
+    def findings_targets(self) -> list[str]:
+        """What this run found beside each table and figure of the report (`mwork.findings`, one
+        `.findings.rst` per item), asked for by name so that a run made before they existed
+        writes them too."""
+        items = [t for t in self.table_targets() if t.endswith(".csv")]
+        items += self.ppl_targets() + self.figure_targets()
+        out = [t.rsplit(".", 1)[0] + ".findings.rst" for t in items]
+        if self.finetune_eval_models():
+            out.append("results/tables/table6_low_resource.findings.rst")
+        return out
+
     def overlap_pairs(self, figure: str) -> list[list[str]]:
         """(model, lang) of each neuron file of one overlap figure, model-major."""
         return [[m, l] for m in self.roles.overlap_models(figure) for l in self.detect_langs]

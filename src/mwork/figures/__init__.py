@@ -2,7 +2,8 @@
 
 Each `plot_*_figure` is the one package call of a `scripts/plot_*.py` adapter: it reads inputs,
 picks the frame and writes `<stem>.pdf` + `<stem>.png` (and, for overlaps, the plotted table)
-atomically. The plotting itself is DataFrame in, Figure out:
+atomically, and with `findings=` what this run found in the same frame (`mwork.findings`,
+`<stem>.findings.rst` for the report caption). The plotting itself is DataFrame in, Figure out:
 
     figures.layers   fig_english_ratio (Fig. 1), fig_language_distribution (Fig. 7),
                      fig_neuron_counts (Fig. 3), fig_overlap (Figs. 5/6),
@@ -14,7 +15,7 @@ atomically. The plotting itself is DataFrame in, Figure out:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -30,10 +31,23 @@ from mwork.figures.layers import (
     fig_overlap,
 )
 from mwork.figures.style import save_figure
+from mwork.findings import (
+    agreement_findings,
+    english_ratio_findings,
+    fig4_findings,
+    language_distribution_findings,
+    neuron_count_findings,
+    neuron_share_findings,
+    overlap_findings,
+    summary_findings,
+    table6_findings,
+    write_findings,
+)
 from mwork.neuronset import load_neuron_set
 from mwork.neuronstats import count_frame_from_summary, overlap_frame
 
 log = logging.getLogger("mwork.figures")
+Findings = str | Path | None  # where to write what this run found (None: not written)
 
 
 def _read_csvs(paths: Sequence[str | Path], what: str) -> pd.DataFrame:
@@ -48,6 +62,7 @@ def plot_lens_figure(
     kind: str,
     drop_layer0: bool = False,
     langs: Sequence[str] | None = None,
+    findings: Findings = None,
 ) -> None:
     """Fig. 1 (kind "english_ratio") or Fig. 7 ("language_distribution") from lens CSVs.
 
@@ -58,14 +73,18 @@ def plot_lens_figure(
     lens = _read_csvs(tables, "lens")
     if kind == "english_ratio":
         fig = fig_english_ratio(lens, drop_layer0=drop_layer0)
+        found = english_ratio_findings(lens, drop_layer0)
     elif kind == "language_distribution":
         fig = fig_language_distribution(lens, drop_layer0=drop_layer0, langs=langs)
+        found = language_distribution_findings(lens, drop_layer0)
     else:
         raise MworkError(
             f"unknown lens figure {kind!r}", "use english_ratio or language_distribution"
         )
     log.info("%s: %d lens rows from %d tables -> %s", kind, len(lens), len(tables), out_pdf)
     save_figure(fig, out_pdf)
+    if findings is not None:
+        write_findings(findings, found, "this figure's data")
 
 
 def plot_neuron_figure(
@@ -74,13 +93,21 @@ def plot_neuron_figure(
     kind: str,
     variant: str = "all",
     normalise: bool = False,
+    findings: Findings = None,
+    splits: Mapping[str, Sequence[int] | None] | None = None,
 ) -> None:
-    """Fig. 3 (kind "counts") or the per-component share bars ("share") from neuron summary CSVs."""
+    """Fig. 3 (kind "counts") or the per-component share bars ("share") from neuron summary CSVs.
+
+    Args:
+        splits: model -> (N1, N2), the U/S/G regions the findings of Fig. 3 count in.
+    """
     counts = count_frame_from_summary(_read_csvs(summaries, "neuron summary"), variant)
     if kind == "counts":
         fig = fig_neuron_counts(counts, normalise=normalise)
+        found = neuron_count_findings(counts, splits)
     elif kind == "share":
         fig = fig_neuron_share(counts)
+        found = neuron_share_findings(counts)
     else:
         raise MworkError(f"unknown neuron figure {kind!r}", "use counts or share")
     log.info(
@@ -91,6 +118,8 @@ def plot_neuron_figure(
         out_pdf,
     )
     save_figure(fig, out_pdf)
+    if findings is not None:
+        write_findings(findings, found, "this figure's data")
 
 
 def plot_overlap_figure(
@@ -98,6 +127,7 @@ def plot_overlap_figure(
     pairs: Sequence[tuple[str, str]],
     out_pdf: str | Path,
     out_table: str | Path,
+    findings: Findings = None,
 ) -> None:
     """Figs. 5/6: Eq. 11 overlaps from neuron files; also writes the tidy overlap CSV.
 
@@ -117,10 +147,15 @@ def plot_overlap_figure(
     write_csv(out_table, frame)
     log.info("overlap: models %s -> %s", list(by_model), out_pdf)
     save_figure(fig_overlap(frame), out_pdf)
+    if findings is not None:
+        write_findings(findings, overlap_findings(frame), "this figure's data")
 
 
 def plot_detector_agreement_figure(
-    agreement_csvs: Sequence[str | Path], out_pdf: str | Path, out_table: str | Path | None = None
+    agreement_csvs: Sequence[str | Path],
+    out_pdf: str | Path,
+    out_table: str | Path | None = None,
+    findings: Findings = None,
 ) -> None:
     """PLND vs LAPE agreement heatmaps from the per-model agreement CSVs
     (`mwork.neuronstats.agreement_to_file`); optionally also writes them as one CSV.
@@ -134,13 +169,19 @@ def plot_detector_agreement_figure(
     models = list(dict.fromkeys(agreement["model"]))
     log.info("detector agreement: models %s -> %s", models, out_pdf)
     save_figure(fig_detector_agreement(agreement), out_pdf)
+    if findings is not None:
+        write_findings(findings, agreement_findings(agreement), "this figure's data")
 
 
-def plot_deactivation_figure(summary_csvs: Sequence[str | Path], out_pdf: str | Path) -> None:
+def plot_deactivation_figure(
+    summary_csvs: Sequence[str | Path], out_pdf: str | Path, findings: Findings = None
+) -> None:
     """Tables 2-5 as bars from the per-model summary CSVs (`mwork.tables.summary_table`)."""
     summary = _read_csvs(list(summary_csvs), "deactivation summary")
     log.info("deactivation: %d rows -> %s", len(summary), out_pdf)
     save_figure(fig_deactivation(summary), out_pdf)
+    if findings is not None:
+        write_findings(findings, summary_findings(summary), "this figure's data")
 
 
 def plot_enhancement_figure(
@@ -148,10 +189,13 @@ def plot_enhancement_figure(
     table6_csvs: Sequence[str | Path],
     out_pdf: str | Path,
     out_table6: str | Path,
+    findings: Findings = None,
+    table6_findings_path: Findings = None,
 ) -> None:
     """Fig. 4 (neuron fine-tuning): per task, the score averaged over the high-resource languages
     for Original / Random / [Full] / LS-N, with paired bootstrap CIs; one panel per (model, task).
-    Also writes the models' Table 6 rows as one CSV (`mwork.tables.table6`) for the report.
+    Also writes the models' Table 6 rows as one CSV (`mwork.tables.table6`) for the report, and
+    (optionally) the findings of each.
     """
     frames = [pd.read_csv(p) for p in fig4_csvs if Path(p).stat().st_size > 1]
     fig4 = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -162,8 +206,12 @@ def plot_enhancement_figure(
         )
     fig = fig_enhancement(fig4)
     t6 = [pd.read_csv(p) for p in table6_csvs if Path(p).stat().st_size > 1]
-    write_csv(
-        out_table6, pd.concat(t6, ignore_index=True) if t6 else pd.DataFrame(columns=["model"])
-    )
+    table6 = pd.concat(t6, ignore_index=True) if t6 else pd.DataFrame(columns=["model"])
+    write_csv(out_table6, table6)
     log.info("enhancement: %d Fig. 4 rows -> %s", len(fig4), out_pdf)
     save_figure(fig, out_pdf)
+    if findings is not None:
+        write_findings(findings, fig4_findings(fig4), "this figure's data")
+    if table6_findings_path is not None:
+        found = table6_findings(table6) if "method" in table6.columns else []
+        write_findings(table6_findings_path, found, "this table")

@@ -56,7 +56,8 @@ def english_ratio_findings(lens: pd.DataFrame, drop_layer0: bool = False) -> lis
             v = DISAGREES
         out.append(
             f"{esc(model)} ({esc(variant)}): English is over half of the identified tokens in "
-            f"layers {layer_ranges(dom)} of {layers[0]}-{layers[-1]}; its share peaks at "
+            + (f"layers {layer_ranges(dom)}" if dom else "no layer")
+            + f" of {layers[0]}-{layers[-1]}; its share peaks at "
             f"{fmt(100 * en[peak], 0, sign=False)}% in layer {peak} (middle third: "
             f"{layer_ranges(mid)}). English-dominant middle layers, as the paper reports: {v}."
         )

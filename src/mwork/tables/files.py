@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from mwork.atomic import atomic_write_text, write_csv
+from mwork.findings import table_findings, write_findings
 from mwork.layout import TABLE_FILES
 from mwork.scores import SCORE_COLUMNS
 from mwork.tables.bootstrap import ScoreStats
@@ -60,7 +61,8 @@ def all_tables(
 
 
 def table_paths(out_dir: str | Path) -> list[Path]:
-    """Every file `make_tables` writes into `out_dir` (CSV and Markdown per table)."""
+    """Every table file `make_tables` writes into `out_dir` (CSV and Markdown per table; beside
+    each also `<stem>.findings.rst`)."""
     return [
         Path(out_dir) / f"{stem}.{ext}" for stem in TABLE_FILES.values() for ext in ("csv", "md")
     ]
@@ -74,7 +76,8 @@ def make_tables(
     decimals: int = 1,
     enhancement: EnhancementSettings | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Compute every table from a tidy score CSV and write them under `TABLE_FILES` names.
+    """Compute every table from a tidy score CSV and write them under `TABLE_FILES` names, each
+    with `<stem>.findings.rst`: what this run found in it (`mwork.findings`, for the report).
 
     Args:
         tidy_csv: the score table written by `mwork.scores.collect_scores`.
@@ -95,6 +98,7 @@ def make_tables(
     for key, stem in TABLE_FILES.items():
         table = tables[key]
         csv, md = out / f"{stem}.csv", out / f"{stem}.md"
+        write_findings(out / f"{stem}.findings.rst", table_findings(key, table), "this table")
         if table.empty:  # the Markdown says which config key would fill it
             atomic_write_text(csv, ",".join(table.columns) + "\n")
             atomic_write_text(md, markdown_view(key, table, table))

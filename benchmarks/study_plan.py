@@ -127,6 +127,8 @@ def count_work(cfg: dict, jobs: list[tuple[str, dict[str, str]]]) -> dict[str, W
         w.models.add(model)
         if rule == "detect_neurons":
             docs = math.ceil(det["n_docs"] / int(wc.get("n", 1)))
+            if det.get("group_languages"):  # one job per (model, shard) scores every language
+                docs *= len(plan.all_langs)
             n = det["max_tokens"]
             tokens = docs * n
             hidden = geometry(p, spec["n_layers"])

@@ -2,27 +2,56 @@
 # as a second detector. Package modules: mwork.detect, mwork.lape, mwork.neuronset.
 
 
-rule detect_neurons:
-    input:
-        corpus="resources/corpus/{lang}.jsonl",
-        model=get_model_input,
-    output:
-        neurons="results/{model}/neurons/shards/{lang}.{shard}-of-{n}.safetensors",
-    log:
-        "logs/detect_neurons/{model}/{lang}.{shard}-of-{n}.log",
-    benchmark:
-        "logs/benchmarks/detect_neurons/{model}/{lang}.{shard}-of-{n}.tsv"
-    conda:
-        "../envs/mwork.yaml"
-    resources:
-        gpu=get_model_gpus,
-        mem_mb=32000,
-        runtime=240,
-    params:
-        model=get_model_load,
-        settings=get_detection_settings(),
-    script:
-        "../scripts/detect_neurons.py"
+# detection.group_languages: one job per (model, shard) writes every language's shard file (the
+# same files, byte for byte, as one job per language; mwork.detect.detect_to_files).
+if DETECTION["group_languages"]:
+
+    rule detect_neurons:
+        input:
+            corpus=expand("resources/corpus/{lang}.jsonl", lang=ALL_LANGS),
+            model=get_model_input,
+        output:
+            neurons=grouped_shards("neurons"),
+        log:
+            "logs/detect_neurons/{model}/all.{shard}-of-{n}.log",
+        benchmark:
+            "logs/benchmarks/detect_neurons/{model}/all.{shard}-of-{n}.tsv"
+        conda:
+            "../envs/mwork.yaml"
+        resources:
+            gpu=get_model_gpus,
+            mem_mb=32000,
+            runtime=240 * len(ALL_LANGS),
+        params:
+            model=get_model_load,
+            settings=get_detection_settings(),
+            langs=ALL_LANGS,
+        script:
+            "../scripts/detect_neurons.py"
+
+else:
+
+    rule detect_neurons:
+        input:
+            corpus="resources/corpus/{lang}.jsonl",
+            model=get_model_input,
+        output:
+            neurons="results/{model}/neurons/shards/{lang}.{shard}-of-{n}.safetensors",
+        log:
+            "logs/detect_neurons/{model}/{lang}.{shard}-of-{n}.log",
+        benchmark:
+            "logs/benchmarks/detect_neurons/{model}/{lang}.{shard}-of-{n}.tsv"
+        conda:
+            "../envs/mwork.yaml"
+        resources:
+            gpu=get_model_gpus,
+            mem_mb=32000,
+            runtime=240,
+        params:
+            model=get_model_load,
+            settings=get_detection_settings(),
+        script:
+            "../scripts/detect_neurons.py"
 
 
 if DETECTION["method"] == "plnd":
@@ -41,28 +70,56 @@ if DETECTION["method"] == "plnd":
 
 
 # LAPE (mwork.lape; detection.method: lape, or compare_lape: true): FFN activation counts per
-# (model, language, shard), then one joint selection over every language per model.
-rule record_activations:
-    input:
-        corpus="resources/corpus/{lang}.jsonl",
-        model=get_model_input,
-    output:
-        recording="results/{model}/lape/shards/{lang}.{shard}-of-{n}.safetensors",
-    log:
-        "logs/record_activations/{model}/{lang}.{shard}-of-{n}.log",
-    benchmark:
-        "logs/benchmarks/record_activations/{model}/{lang}.{shard}-of-{n}.tsv"
-    conda:
-        "../envs/mwork.yaml"
-    resources:
-        gpu=get_model_gpus,
-        mem_mb=32000,
-        runtime=240,
-    params:
-        model=get_model_load,
-        settings=get_record_settings(),
-    script:
-        "../scripts/record_activations.py"
+# (model, language, shard) (or per (model, shard): group_languages), then one joint selection
+# over every language per model.
+if DETECTION["group_languages"]:
+
+    rule record_activations:
+        input:
+            corpus=expand("resources/corpus/{lang}.jsonl", lang=ALL_LANGS),
+            model=get_model_input,
+        output:
+            recording=grouped_shards("lape"),
+        log:
+            "logs/record_activations/{model}/all.{shard}-of-{n}.log",
+        benchmark:
+            "logs/benchmarks/record_activations/{model}/all.{shard}-of-{n}.tsv"
+        conda:
+            "../envs/mwork.yaml"
+        resources:
+            gpu=get_model_gpus,
+            mem_mb=32000,
+            runtime=240 * len(ALL_LANGS),
+        params:
+            model=get_model_load,
+            settings=get_record_settings(),
+            langs=ALL_LANGS,
+        script:
+            "../scripts/record_activations.py"
+
+else:
+
+    rule record_activations:
+        input:
+            corpus="resources/corpus/{lang}.jsonl",
+            model=get_model_input,
+        output:
+            recording="results/{model}/lape/shards/{lang}.{shard}-of-{n}.safetensors",
+        log:
+            "logs/record_activations/{model}/{lang}.{shard}-of-{n}.log",
+        benchmark:
+            "logs/benchmarks/record_activations/{model}/{lang}.{shard}-of-{n}.tsv"
+        conda:
+            "../envs/mwork.yaml"
+        resources:
+            gpu=get_model_gpus,
+            mem_mb=32000,
+            runtime=240,
+        params:
+            model=get_model_load,
+            settings=get_record_settings(),
+        script:
+            "../scripts/record_activations.py"
 
 
 if PLAN.lape_dir:

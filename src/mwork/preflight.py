@@ -149,6 +149,8 @@ def preflight(plan: Plan) -> tuple[list[str], list[str]]:
         len(plan.all_langs if m in full else plan.detect_langs)
         for m in plan.roles.detection_models()
     )
+    if plan.detection["group_languages"]:  # one job per (model, shard) scores every language
+        n_detect = len(plan.roles.detection_models())
     lines.append(
         f"jobs: {n_detect * plan.detection['shards']} detection, "
         f"{n_eval} evaluation, {len(plan.finetune_targets())} fine-tuning; "

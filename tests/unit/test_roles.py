@@ -122,3 +122,18 @@ def test_preflight_summary_names_roles_and_models_without_layer_split() -> None:
     assert any("U = first 1, G = last 1" in l and l.startswith("model a") for l in lines)
     # detection jobs: a and b (study models) in en zh sw, fig (overlap only) in en zh
     assert any(l.startswith("jobs: 8 detection") for l in lines), lines
+
+
+def test_preflight_counts_one_detection_job_per_model_with_grouped_languages() -> None:
+    """detection.group_languages: one job per (model, shard) scores every language, so 3 models
+    (a, b, fig) with 2 shards plan 6 detection jobs (per language: 8 x 2)."""
+    from mwork.preflight import preflight
+
+    cfg = _config()
+    cfg["evaluation"]["models"] = ["a", "b"]
+    cfg["detection"] |= {"group_languages": True, "shards": 2}
+    lines, _ = preflight(Plan(cfg))
+    assert any(l.startswith("jobs: 6 detection") for l in lines), lines
+    cfg["detection"]["group_languages"] = False
+    lines, _ = preflight(Plan(cfg))
+    assert any(l.startswith("jobs: 16 detection") for l in lines), lines

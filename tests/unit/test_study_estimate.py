@@ -36,6 +36,12 @@ def test_detection_counts_tokens_and_qk_terms(sp, cfg):
     assert w.qk_terms == n_docs * 32 * 2 * 4096 * n * (n + 1) / 2
     two = sp.count_work(cfg, [("detect_neurons", {"model": "vicuna-7b", "n": "2"})] * 2)
     assert two["detect_neurons"].qk_terms == w.qk_terms  # two shards: the same documents
+    grouped = {**cfg, "detection": {**cfg["detection"], "group_languages": True}}
+    one = sp.count_work(
+        grouped, [("detect_neurons", {"model": "vicuna-7b", "shard": "0", "n": "1"})]
+    )
+    n_langs = len(cfg["languages"]["detect"]) + len(cfg["languages"]["enhance"])
+    assert one["detect_neurons"].forward_tokens == n_langs * w.forward_tokens  # every language
 
 
 def test_evaluation_counts_every_task_and_language_of_the_job(sp, cfg):

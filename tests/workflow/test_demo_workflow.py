@@ -1,6 +1,7 @@
 """The embedded demo's DAG: its config validates and plans, and a reduced demo runs end to end."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 import yaml
 from wfhelpers import copy_config, copy_run, edit_config, planned
 
+from mwork.findings import summary_findings
+from mwork.findings.text import to_rst
 from mwork.layout import TABLE_FILES
 from mwork.neuronset import load_neuron_set
 
@@ -106,14 +109,32 @@ def test_reduced_demo_runs_every_stage(demo_run):
 
 def test_editing_a_plnd_key_replans_no_lape_recording(demo_run, tmp_path):
     """record_activations gets only sampling and batching keys: a Q/K setting re-plans PLND
-    detection and what depends on it, never LAPE's activation recordings."""
+    detection and what depends on it, never LAPE's activation recordings. As the demo, one
+    job per model scores both languages (detection.group_languages)."""
     wd = copy_run(demo_run, tmp_path / "run")
     assert "record_activations" not in planned(wd)
     edit_config(wd, "detection", "qk_kernel", "torch")
     plan = planned(wd)
-    assert plan.get("detect_neurons") == 2 and "record_activations" not in plan, plan
+    assert plan.get("detect_neurons") == 1 and "record_activations" not in plan, plan
+    assert plan.get("merge_neuron_shards") == 2, plan  # both languages' sets, as per language
     edit_config(wd, "detection", "max_tokens", 64)  # a key LAPE does use
-    assert planned(wd).get("record_activations") == 2
+    assert planned(wd).get("record_activations") == 1
+
+
+def test_grouped_detection_writes_every_language_shard_in_one_job(demo_run):
+    """detection.group_languages: one detect_neurons and one record_activations job per (model,
+    shard), logged as all.{shard}-of-{n}, wrote each language's usual shard file."""
+    cfg = yaml.safe_load((demo_run / "config.yaml").read_text(encoding="utf-8"))
+    assert cfg["detection"]["group_languages"] is True  # as demo/config.yaml
+    for rule, kind in (("detect_neurons", "neurons"), ("record_activations", "lape")):
+        logs = sorted(p.name for p in (demo_run / "logs" / rule / "demo-llama").iterdir())
+        assert logs == ["all.0-of-1.log"], logs
+        assert "lang: en zh" in (demo_run / "logs" / rule / "demo-llama" / logs[0]).read_text()
+        for lang in ("en", "zh"):
+            shard = load_neuron_set(
+                demo_run / "results" / "demo-llama" / kind / "shards" / f"{lang}.0-of-1.safetensors"
+            )
+            assert shard.meta["language"] == lang and shard.n_docs == 6
 
 
 def test_reduced_demo_compares_detectors(demo_run):
@@ -164,11 +185,12 @@ def test_reduced_demo_masks_equal_totals_per_table(demo_run):
 
 
 def test_reduced_demo_report_builds(demo_run):
-    """Every report caption renders (captions read rule params and wildcards)."""
+    """Every report caption renders (captions read rule params and wildcards), from another
+    directory than the workdir (-d), with what this run found (mwork.findings) in the captions."""
     cfg = demo_run / "config.yaml"
     out = demo_run / "results" / "report.html"
     res = snakemake(
-        "--configfile", str(cfg), "-d", str(demo_run), "--report", str(out), cwd=demo_run
+        "--configfile", str(cfg), "-d", str(demo_run), "--report", str(out), cwd=demo_run.parent
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     html = out.read_text(encoding="utf-8", errors="replace")
@@ -178,3 +200,11 @@ def test_reduced_demo_report_builds(demo_run):
         assert f"{stem}.csv" in html, stem
     for caption in ("Tables 2-5", "Table 11.", "Tables 12/13.", "Tables 14-17.", "Table 1."):
         assert caption in html, caption
+    # the findings beside the summary are this run's numbers, and the report shows them
+    tables = demo_run / "results" / "demo-llama" / "tables"
+    found = summary_findings(pd.read_csv(tables / "tables2_5_summary.csv"))
+    rst = (tables / "tables2_5_summary.findings.rst").read_text(encoding="utf-8")
+    assert found and rst == to_rst(found, "this table")
+    ci = re.search(r"\(95% CI [^)]*\)", found[0])
+    assert ci and ci.group(0) in html, found[0]  # e.g. "(95% CI -18.8 to -5.0)"
+    assert html.count("What this run found") >= len(TABLE_FILES) + 5  # + figures, perplexity

@@ -390,3 +390,19 @@ def test_lens_findings_read_the_numbers_fig_1_draws():
     ((key, drawn),) = _lens_panels(lens, None, drop_layer0=True)
     mine = lens_means(lens, drop_layer0=True).loc[key]
     pd.testing.assert_frame_equal(mine.loc[drawn.index, drawn.columns], drawn, check_names=False)
+
+
+def test_summary_task_with_variants_only_or_no_ls_condition():
+    """The reduced demo runs MGSM only as Dbar_S_attn.minus-en: its rows stand for the paper's
+    condition; a task with random conditions only gives no sentence (and no error)."""
+    summary = pd.DataFrame(
+        [
+            _summary_row("xquad", "Dbar_S_attn.minus-en", -4.0, (-6.0, -2.0), 3.0, (1.0, 5.0)),
+            _summary_row("xquad", "D_U-n1_1", -9.0, (-12.0, -6.0), 9.0, (6.0, 12.0)),
+            _summary_row("xlsum", "R_all", -1.0, (-2.0, 0.0), 0.0, (-1.0, 1.0)),
+        ]
+    ).assign(task=["mgsm", "mgsm", "xlsum"])
+    (text,) = summary_findings(summary)
+    assert "``Dbar_S_attn.minus-en`` lowered n-Eng most" in text and "D_U-n1_1" not in text
+    assert "Δ under ``Dbar_S_attn.minus-en`` is +3.0 (95% CI +1.0 to +5.0)" in text
+    assert text.count(AGREES) == 1

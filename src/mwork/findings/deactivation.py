@@ -66,24 +66,42 @@ def _head(part: pd.DataFrame, model: str, task: str) -> str:
     return f"{esc(model)}, {esc(name)} ({esc(metric)}):"
 
 
+def _base(label: str) -> str:
+    """`Dbar_S_attn` of `Dbar_S_attn.minus-en` (a layer-split label keeps its `-n1_N`)."""
+    return str(label).split(".")[0]
+
+
 def _main_rows(part: pd.DataFrame) -> pd.DataFrame:
-    """The rows of canonical conditions (no layer-split override, no App.-E variant)."""
-    return part[part["condition"].isin(list(CONDITIONS))].set_index("condition")
+    """The rows of canonical conditions (no layer-split override, no App.-E variant), indexed by
+    condition; a task run only with variants (e.g. `Dbar_S_attn.minus-en`) keeps those rows."""
+    names = part["condition"].astype(str)
+    keep = names.isin(list(CONDITIONS))
+    if not keep.any():
+        keep = names.map(_base).isin(list(CONDITIONS))
+    return part.loc[keep.to_numpy()].set_index("condition")
+
+
+def _find(index: pd.Index, cond: str) -> str | None:
+    """The label of `cond` among `index` (itself, else its first variant)."""
+    if cond in index:
+        return cond
+    return next((c for c in index if _base(c) == cond), None)
 
 
 def _fidelity_sentence(main: pd.DataFrame) -> str | None:
     """D_G vs D^R_G on output-language fidelity (beyond the paper)."""
-    if FIDELITY_CONDITION not in main.index or "delta_fid_n_eng" not in main.columns:
+    cond = _find(main.index, FIDELITY_CONDITION)
+    if cond is None or "delta_fid_n_eng" not in main.columns:
         return None
-    row = main.loc[FIDELITY_CONDITION]
+    row = main.loc[cond]
     if not is_num(row.get("delta_fid_n_eng")):
         return None
     v, reason = _verdict(row, "delta_fid_n_eng", -1)
     text = (
         f"Output-language fidelity (share of non-English answers in the query's language, beyond "
-        f"the paper) under {lit(FIDELITY_CONDITION)}: change {_ci(row, 'delta_fid_n_eng')}"
+        f"the paper) under {lit(cond)}: change {_ci(row, 'delta_fid_n_eng')}"
     )
-    rand = random_counterpart(FIDELITY_CONDITION)
+    rand = random_counterpart(cond)
     if rand in main.index and is_num(main.loc[rand].get("delta_fid_n_eng")):
         r = main.loc[rand]
         text += f", under {lit(rand)} {_ci(r, 'delta_fid_n_eng')}"
@@ -102,8 +120,10 @@ def summary_findings(summary: pd.DataFrame) -> list[str]:
     out = []
     for (model, task), part in summary.groupby(["model", "task"], sort=False):
         main = _main_rows(part)
-        ls = main[[not CONDITIONS[c].is_random for c in main.index]]
-        ls = ls[[is_num(x) for x in ls["delta_n_eng"]]]
+        keep = [
+            not CONDITIONS[_base(c)].is_random and is_num(r) for c, r in main["delta_n_eng"].items()
+        ]
+        ls = main.iloc[[i for i, k in enumerate(keep) if k]]
         if ls.empty:
             continue
         sentences = [_head(part, model, task)]
@@ -118,8 +138,9 @@ def summary_findings(summary: pd.DataFrame) -> list[str]:
             s += f"; its random counterpart {lit(rand)}: {_ci(main.loc[rand], 'delta_n_eng')}"
         sentences.append(s[0].upper() + s[1:] + ".")
         if task in PAPER_CLAIMS:
-            cond, claim = PAPER_CLAIMS[task]
-            if cond in ls.index:
+            paper_cond, claim = PAPER_CLAIMS[task]
+            cond = _find(ls.index, paper_cond)
+            if cond is not None:
                 r = ls.loc[cond]
                 v, reason = _verdict(r, "delta", +1)
                 deltas = ls["delta"].astype(float)
@@ -134,7 +155,9 @@ def summary_findings(summary: pd.DataFrame) -> list[str]:
                     f"{v} ({reason}).{bound_note(r.get('baseline_at_bound'))}"
                 )
             else:
-                sentences.append(f"The paper's condition {lit(cond)} was not run for this task.")
+                sentences.append(
+                    f"The paper's condition {lit(paper_cond)} was not run for this task."
+                )
         fid = _fidelity_sentence(main)
         if fid:
             sentences.append(fid)
@@ -221,7 +244,7 @@ def sweep_findings(sweep: pd.DataFrame) -> list[str]:
     for (model, task, base, lang), part in sweep.groupby(
         ["model", "task", "base", "lang"], sort=False
     ):
-        part = part[[is_num(x) for x in part["delta"]]]
+        part = part.loc[part["delta"].map(is_num).astype(bool).to_numpy()]
         if part.empty:
             continue
         key = "n1" if base == "D_U" else "n2"

@@ -124,7 +124,8 @@ def test_summary_disagrees_and_inconclusive_with_bound_note():
     )
     (text,) = summary_findings(flat)
     assert "No LS condition lowered n-Eng" in text
-    assert f"{INCONCLUSIVE} (no item changed" in text and "(en=100)" in text
+    assert f"{INCONCLUSIVE} (no item changed: the CI is 0 to 0; baseline at the floor" in text
+    assert "(en=100): it can move one way only" in text
 
 
 def test_summary_fidelity_d_g_against_random():
@@ -137,10 +138,12 @@ def test_summary_fidelity_d_g_against_random():
     (text,) = summary_findings(summary)
     assert "under ``D_G``: change -20.0 (95% CI -30.0 to -10.0)" in text
     assert "under ``R_G`` -2.0 (95% CI -5.0 to +1.0); the LS neurons lower it more" in text
-    assert "predicts a drop: agrees" in text
+    assert "MWork predicts a drop) under ``D_G``" in text and text.endswith(
+        f"{AGREES} (the CI excludes 0)."
+    )
     summary.loc[0, ["delta_fid_n_eng", "delta_fid_n_eng_lo", "delta_fid_n_eng_hi"]] = [3, 1, 5]
     (text,) = summary_findings(summary)
-    assert "do not lower it more" in text and "predicts a drop: disagrees" in text
+    assert "do not lower it more" in text and text.endswith(f"{DISAGREES} (the CI excludes 0).")
 
 
 def test_summary_without_the_papers_condition_says_so():
@@ -217,7 +220,7 @@ def test_sweep_picks_the_split_with_the_largest_delta():
     )
     du, dg = sweep_findings(sweep)
     assert "of 2 splits, N1 = 1 gives the largest Δ, +15.0 (95% CI +2.0 to +28.0)" in du
-    assert du.endswith(f"{AGREES} (the CI excludes 0).")
+    assert du.endswith(f"{AGREES} (the CI excludes 0).") and "baseline at" not in du
     assert "of 1 splits, N2 = 1" in dg and DISAGREES in dg
 
 

@@ -98,8 +98,9 @@ def _fidelity_sentence(main: pd.DataFrame) -> str | None:
         return None
     v, reason = _verdict(row, "delta_fid_n_eng", -1)
     text = (
-        f"Output-language fidelity (share of non-English answers in the query's language, beyond "
-        f"the paper) under {lit(cond)}: change {_ci(row, 'delta_fid_n_eng')}"
+        "Output-language fidelity (the share of non-English answers in the query's language; "
+        f"beyond the paper, MWork predicts a drop) under {lit(cond)}: change "
+        f"{_ci(row, 'delta_fid_n_eng')}"
     )
     rand = random_counterpart(cond)
     if rand in main.index and is_num(main.loc[rand].get("delta_fid_n_eng")):
@@ -109,8 +110,7 @@ def _fidelity_sentence(main: pd.DataFrame) -> str | None:
         text += (
             "; the LS neurons lower it more" if more else "; the LS neurons do not lower it more"
         )
-    claim = "MWork's generation stage predicts a drop"
-    return f"{text}. {claim}: {v} ({reason})."
+    return f"{text}: {v} ({reason})."
 
 
 def summary_findings(summary: pd.DataFrame) -> list[str]:
@@ -152,7 +152,7 @@ def summary_findings(summary: pd.DataFrame) -> list[str]:
                 )
                 sentences.append(
                     f"The paper: {claim}. Here Δ under {lit(cond)} is {_ci(r, 'delta')}, {rank}: "
-                    f"{v} ({reason}).{bound_note(r.get('baseline_at_bound'))}"
+                    f"{v} ({reason}{bound_note(r.get('baseline_at_bound'))})."
                 )
             else:
                 sentences.append(
@@ -255,8 +255,8 @@ def sweep_findings(sweep: pd.DataFrame) -> list[str]:
         out.append(
             f"{esc(model)}, {esc(task)}, {lit(base)} on {esc(lang)}: of {len(part)} splits, "
             f"{n_txt} gives the largest Δ, {_ci(best, 'delta')} (ΔEn {fmt(best['delta_en'])}, "
-            f"ΔL {fmt(best['delta_l'])}); hurting the target more than English: {v} ({reason})."
-            + bound_note(best.get("baseline_at_bound"))
+            f"ΔL {fmt(best['delta_l'])}); hurting the target more than English: {v} ({reason}"
+            f"{bound_note(best.get('baseline_at_bound'))})."
         )
     return out
 

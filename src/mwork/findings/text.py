@@ -66,12 +66,13 @@ def verdict(point: object, lo: object, hi: object, expected_sign: int) -> tuple[
 
 
 def bound_note(bound: object) -> str:
-    """` Baselines at the floor/ceiling (en=100): ...` for a non-empty baseline_at_bound cell."""
+    """`; baseline at the floor or ceiling: en=100, ...` (a clause, to go before the verdict's
+    full stop) for a non-empty baseline_at_bound cell."""
     if not isinstance(bound, str) or not bound.strip():
         return ""
     return (
-        f" Baseline at the floor or ceiling of its metric ({esc(bound.strip())}): "
-        "a score there can move one way only, so a zero change says little."
+        f"; baseline at the floor or ceiling ({esc(bound.strip())}): it can move one way only, "
+        "so a zero change says little"
     )
 
 

@@ -25,8 +25,9 @@ gets a second row with metric `fidelity`: 1.0 when its generation is in eval_lan
 The language is the one the evaluation job stored (`items["output_lang"]`) when the entry's
 `fidelity` record names the same identifier; otherwise (JSONs from before the job stored it, or
 identified with another backend or language list) it is identified here from the stored
-`prediction`, and a warning says how many entries were. The languages do not depend on the
-model, so recomputing equals re-running the job; the file is not rewritten.
+`prediction`; the log says how many (a warning for another identifier). The languages do not
+depend on the model, so identifying them here equals re-running the job; the file is not
+rewritten.
 """
 
 from __future__ import annotations

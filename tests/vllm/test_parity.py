@@ -151,7 +151,9 @@ def _run(setup: dict[str, Any], label: str, backend: str) -> dict[str, Any]:
 
 
 def _job(setup: dict[str, Any], label: str, backend: str) -> dict[str, Any]:
-    settings = EvaluationSettings(batch_size=4, max_gen_toks=16, count="all", backend=backend)
+    settings = EvaluationSettings(
+        batch_size=4, max_gen_toks=16, count="all", backend=backend, lid_languages=list(LANGS)
+    )  # output languages too: the code after lm-eval is shared, so they must match
     run = RunLabel.finetuned("full", 8) if label == "ft" else RunLabel.parse(label)
     sources = {"none": {}, "ft": {"de": setup["delta"]}}.get(label, {"de": setup["neurons"]})
     langs = ("de",) if label == "none" else LANGS
@@ -182,8 +184,9 @@ def test_jobs_give_identical_items_on_both_backends(setup: dict[str, Any], label
     assert hf_items.keys() == vl_items.keys() and len(hf_items) == 4 * (1 if label == "none" else 2)
     generations = 0
     for key, items in hf_items.items():
-        assert vl_items[key] == items, key  # predictions (generation) and every per-item score
+        assert vl_items[key] == items, key  # predictions, output languages, per-item scores
         generations += sum(p is not None for p in items.get("prediction", []))
+        assert ("output_lang" in items) == ("prediction" in items), key
     assert generations == 9 * (1 if label == "none" else 2)  # 3 generation tasks x 3 items
     if label != "none":  # the intervention is active on the vllm backend: outputs changed
         masked = [r for r in vl["runs"] if r["eval_langs"] == ["de"]]

@@ -166,7 +166,8 @@ def test_collect_scores_stored_equals_recomputed(
 
     with caplog.at_level(logging.INFO, logger="mwork.scores"):
         stored = _collect(src, lid, "stored")
-    assert "identified here" not in caplog.text  # every language was read from the JSON
+    assert "identified here" not in caplog.text  # every language was read from the JSON ...
+    assert "ident" not in vars(lid)  # ... so the LID backend was never even built
     old = _collect(_rewrite(src, root / "old.json", strip), lid, "old")
     pd.testing.assert_frame_equal(stored[0], old[0])  # the stored path equals the recompute path
     pd.testing.assert_frame_equal(stored[1], old[1])

@@ -10,7 +10,7 @@ the script turns them into one of these objects with `from_mapping` (unknown key
     CorpusSettings       corpus                  pool size and document length filters
     DetectionSettings    detection               PLND detector (recorded in neuron files)
     LapeSettings         detection.lape          LAPE selection (mwork.lape)
-    EvaluationSettings   evaluation + deactivation (mask_mode, count rule)
+    EvaluationSettings   evaluation + deactivation (mask_mode, count rule) + the output LID
     VllmSettings         evaluation.vllm         the vLLM engine of an evaluation job
     PerplexitySettings   perplexity + deactivation (mask_mode, count rule)
     LensSettings         figures.lens            the layer-wise language lens

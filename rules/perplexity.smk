@@ -22,6 +22,7 @@ rule measure_deactivation_ppl:
         "logs/measure_deactivation_ppl/{model}.log",
     benchmark:
         "logs/benchmarks/measure_deactivation_ppl/{model}.tsv"
+    priority: 1  # a long job that only needs the neurons: start it early, not last (the demo's tail)
     conda:
         "../envs/mwork.yaml"
     resources:

@@ -19,7 +19,12 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 HEAVY = ("torch", "transformers", "lm_eval", "accelerate", "datasets")
-PACKAGES = ("mwork.tables", "mwork.neuronset", "mwork.figures", "mwork.findings")  # and every submodule of each
+PACKAGES = (
+    "mwork.tables",
+    "mwork.neuronset",
+    "mwork.figures",
+    "mwork.findings",
+)  # and every submodule of each
 MODULES = (
     "mwork.cli",  # `mwork --help`, `neurons summary|compare`, `plan`, `init`, `conditions`
     "mwork.cli_neurons",

@@ -39,7 +39,7 @@ def study(tmp_path: Path) -> dict[str, Any]:
         )
         rows = tmp_path / "rows"
         rows.mkdir(exist_ok=True)
-        (rows / f"{lang}.jsonl").write_text('{"id": "1"}\n')
+        (rows / f"{lang}.jsonl").write_text('{"id": "1", "answerKey": "A"}\n')
     return {
         "models": {"m": {"path": str(model), "n_layers": 5, "n1": 1, "n2": 1}},
         "languages": {"detect": ["en", "fr"]},

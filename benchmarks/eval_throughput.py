@@ -15,7 +15,11 @@ results/demo/model; its neuron files under results/demo-llama/neurons/):
 
     .venv-vllm/bin/python benchmarks/eval_throughput.py [--model results/demo/model]
         [--neurons results/demo-llama/neurons/zh.safetensors] [--batch 32] [--new-tokens 64]
-        [--repeats 5] [--threads 2] [--device cpu|cuda]
+        [--repeats 5] [--threads 2] [--device cpu|cuda] [--random-size HIDDEN:LAYERS]
+
+`--random-size 512:8` replaces the model by a seeded random Llama of that width and depth
+(head_dim 64, FFN 3x hidden, --model's tokenizer and vocabulary; written to a temp dir): how the
+ratio moves with model size. Random weights rarely stop early: use it with --min-tokens.
 """
 
 from __future__ import annotations
@@ -79,6 +83,38 @@ def selection_of(adapter, neurons: str | None, fraction: float):
     }
 
 
+def random_llama(base: str, size: str, out: str) -> str:
+    """A seeded random Llama "HIDDEN:LAYERS" with `base`'s tokenizer, saved to `out`."""
+    import json
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    hidden, layers = (int(x) for x in size.split(":"))
+    cfg = json.loads(Path(base, "config.json").read_text("utf-8"))
+    config = LlamaConfig(
+        vocab_size=cfg["vocab_size"],
+        hidden_size=hidden,
+        intermediate_size=3 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 64,
+        num_key_value_heads=hidden // 64,
+        head_dim=64,
+        max_position_embeddings=1024,
+        bos_token_id=cfg.get("bos_token_id"),
+        eos_token_id=cfg.get("eos_token_id"),
+        pad_token_id=cfg.get("pad_token_id"),
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).eval().save_pretrained(out)
+    for f in Path(base).iterdir():
+        if f.name.startswith("tokenizer") or f.name == "special_tokens_map.json":
+            shutil.copy(f, Path(out, f.name))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="results/demo/model")
@@ -95,9 +131,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--random-size", default=None, help="HIDDEN:LAYERS: a random Llama instead")
     args = ap.parse_args()
     if not Path(args.model, "config.json").is_file():
         sys.exit(f"error: no model at {args.model}; build the demo model (bash run.sh demo)")
+    if args.random_size and (args.neurons or len(args.random_size.split(":")) != 2):
+        sys.exit("error: --random-size takes HIDDEN:LAYERS and no --neurons; e.g. 512:8")
+    if args.random_size:
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="mwork_bench_model_")
+        args.model = random_llama(args.model, args.random_size, tmp)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))  # vLLM would drop torch to 1
 
     import torch
@@ -196,6 +240,10 @@ def main() -> None:
         f"generations differing hf vs vllm: {mismatches} of {args.batch * args.repeats}"
     )
     backend.close()
+    if args.random_size:  # the temp model written above
+        import shutil
+
+        shutil.rmtree(args.model, ignore_errors=True)
 
 
 if __name__ == "__main__":

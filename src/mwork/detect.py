@@ -308,13 +308,31 @@ def detect_to_file(
     return detect_to_files(spec, {lang: corpus}, {lang: out}, settings, shard, device, pool)[lang]
 
 
-def check_language_files(corpora: Mapping[str, object], outs: Mapping[str, object]) -> None:
-    """A grouped job's languages: at least one, and one output per corpus."""
+def language_documents(
+    corpora: Mapping[str, str | Path],
+    outs: Mapping[str, object],
+    settings: DetectionSettings,
+    shard: tuple[int, int],
+    pool: CorpusSettings | None,
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The documents of each language's shard and its corpus SHA-256, read before any model load
+    (PLND's `detect_to_files` and LAPE's `record_to_files`): at least one language, one output
+    per corpus, each language known; the seeded sample of `settings.n_docs`, then the shard."""
     if not corpora or set(corpora) != set(outs):
         raise MworkError(
             f"corpora for {sorted(corpora)} but outputs for {sorted(outs)}",
             "give one corpus and one output per language (at least one)",
         )
+    for lang in corpora:
+        check_language(lang)
+    docs: dict[str, list[str]] = {}
+    shas: dict[str, str] = {}
+    for lang, corpus in corpora.items():
+        pool_docs, shas[lang] = corpus_documents(corpus, lang, settings, pool)
+        docs[lang] = shard_documents(
+            sample_documents(pool_docs, settings.n_docs, settings.seed), *shard
+        )
+    return docs, shas
 
 
 def detect_to_files(
@@ -337,19 +355,10 @@ def detect_to_files(
         outs: language -> output neuron file (the same languages).
         Other arguments: as `detect_to_file`.
     """
-    check_language_files(corpora, outs)
-    for lang in corpora:
-        check_language(lang)
     settings.validate()
     resolve_device(device)
     check_against_config(spec, settings)  # config.json only: settings vs the model's sizes
-    docs: dict[str, list[str]] = {}
-    shas: dict[str, str] = {}
-    for lang, corpus in corpora.items():  # before the model load
-        pool_docs, shas[lang] = corpus_documents(corpus, lang, settings, pool)
-        docs[lang] = shard_documents(
-            sample_documents(pool_docs, settings.n_docs, settings.seed), *shard
-        )
+    docs, shas = language_documents(corpora, outs, settings, shard, pool)  # before the model load
     torch.manual_seed(settings.seed)
     hf_model, tokenizer, adapter = load_spec(spec, device)
     fingerprint = model_fingerprint(hf_model)

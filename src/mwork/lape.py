@@ -39,11 +39,9 @@ from tqdm import tqdm
 
 import mwork
 from mwork.adapters import ModelAdapter
-from mwork.corpus import sample_documents, shard_documents
-from mwork.detect import check_language_files, corpus_documents, padded_batches
+from mwork.detect import language_documents, padded_batches
 from mwork.devices import input_device
 from mwork.errors import MworkError
-from mwork.languages import check_language
 from mwork.modeling import load_spec, model_fingerprint
 from mwork.neuronset import (
     NeuronSet,
@@ -190,15 +188,7 @@ def record_to_files(
     """`record_to_file` for several languages in one model load (`detection.group_languages`):
     each language's recording is byte-identical to its own run (the hooks are removed after
     each language; recording draws no random numbers). Corpora are read before the load."""
-    check_language_files(corpora, outs)
-    for lang in corpora:
-        check_language(lang)
-    docs: dict[str, list[str]] = {}
-    shas: dict[str, str] = {}
-    for lang, corpus in corpora.items():  # before the model load
-        pool_docs, shas[lang] = corpus_documents(corpus, lang, settings, pool)
-        sampled = sample_documents(pool_docs, settings.n_docs, settings.seed)
-        docs[lang] = shard_documents(sampled, *shard)
+    docs, shas = language_documents(corpora, outs, settings, shard, pool)  # before the model load
     model, tokenizer, adapter = load_spec(spec, device)
     fingerprint = model_fingerprint(model)
     recs = {}
